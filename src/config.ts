@@ -1,0 +1,167 @@
+/**
+ * Reading the kit's own environment variables.
+ *
+ * The kit's variables are validated strictly: a bad value is a deployment mistake and
+ * stops start-up with one line naming the variable, the value and the expected form.
+ * Standard `OTEL_*` variables are read leniently (warn and use the default), as the
+ * OpenTelemetry specification asks; see `readOtelNumber` and friends.
+ */
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** A configuration value that cannot be used. Its message is one line that names the variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'OSK_CONFIG_INVALID';
+  readonly variable: string;
+  readonly value: string;
+
+  constructor(variable: string, value: string, expected: string) {
+    super(`invalid ${variable}=${JSON.stringify(value)}: expected ${expected}`);
+    this.variable = variable;
+    this.value = value;
+  }
+}
+
+/** True for a `ConfigError`, also one thrown by another copy of the package. */
+export function isConfigError(e: unknown): e is ConfigError {
+  return e instanceof Error && (e as { code?: unknown }).code === 'OSK_CONFIG_INVALID';
+}
+
+function present(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined) return undefined;
+  const value = raw.trim();
+  return value === '' ? undefined : value;
+}
+
+/** A whole number of milliseconds greater than zero, or `fallback` when the variable is unset. */
+export function readPositiveMs(env: Env, name: string, fallback: number): number {
+  return readWholeNumber(env, name, fallback, 1, 'a positive whole number of milliseconds');
+}
+
+/** A whole number of milliseconds, zero allowed, or `fallback` when the variable is unset. */
+export function readNonNegativeMs(env: Env, name: string, fallback: number): number {
+  return readWholeNumber(env, name, fallback, 0, 'a whole number of milliseconds, 0 or more');
+}
+
+function readWholeNumber(env: Env, name: string, fallback: number, min: number, expected: string): number {
+  const value = present(env, name);
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) throw new ConfigError(name, value, expected);
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min) throw new ConfigError(name, value, expected);
+  return n;
+}
+
+/** One of `allowed` (case-insensitive), or `fallback` when the variable is unset. */
+export function readEnum<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const value = present(env, name);
+  if (value === undefined) return fallback;
+  const lower = value.toLowerCase();
+  const hit = allowed.find((a) => a === lower);
+  if (hit === undefined) throw new ConfigError(name, value, `one of ${allowed.join(', ')}`);
+  return hit;
+}
+
+/** `true`/`false`/`1`/`0` (case-insensitive), or `fallback` when the variable is unset. */
+export function readBoolean(env: Env, name: string, fallback: boolean): boolean {
+  const value = present(env, name);
+  if (value === undefined) return fallback;
+  const lower = value.toLowerCase();
+  if (lower === 'true' || lower === '1') return true;
+  if (lower === 'false' || lower === '0') return false;
+  throw new ConfigError(name, value, 'true or false');
+}
+
+/** A plain string, or `fallback` when the variable is unset or blank. */
+export function readString(env: Env, name: string, fallback: string): string {
+  return present(env, name) ?? fallback;
+}
+
+/**
+ * An `OTEL_*` number: a bad value is reported through `warn` and the default is used,
+ * because telemetry settings never stop a service from starting.
+ */
+export function readOtelPort(env: Env, name: string, fallback: number, warn: (msg: string) => void): number {
+  const value = present(env, name);
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (/^\d+$/.test(value) && n >= 0 && n <= 65535) return n;
+  warn(`invalid ${name}=${JSON.stringify(value)}: expected a port number 0-65535; using ${fallback}`);
+  return fallback;
+}
+
+/** An `OTEL_*` choice: a bad value is reported through `warn` and `fallback` is used. */
+export function readOtelEnum<T extends string>(
+  env: Env,
+  name: string,
+  allowed: readonly T[],
+  fallback: T,
+  warn: (msg: string) => void,
+): T | undefined {
+  const value = present(env, name);
+  if (value === undefined) return undefined;
+  const hit = allowed.find((a) => a === value.toLowerCase());
+  if (hit !== undefined) return hit;
+  warn(`invalid ${name}=${JSON.stringify(value)}: expected one of ${allowed.join(', ')}; using ${fallback}`);
+  return fallback;
+}
+
+/** Who the service is, for the resource and for every log line. */
+export interface ServiceIdentity {
+  /** `OTEL_SERVICE_NAME`, else `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, else `unknown_service:node`. */
+  readonly name: string;
+  /** `service.version` in `OTEL_RESOURCE_ATTRIBUTES`, else `npm_package_version`. */
+  readonly version: string | undefined;
+  /** `deployment.environment.name` (or the older `deployment.environment`), else `NODE_ENV`. */
+  readonly environment: string | undefined;
+}
+
+/** Parse `OTEL_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`, values percent-encoded); bad pairs are skipped. */
+export function resourceAttributes(env: Env): Map<string, string> {
+  const out = new Map<string, string>();
+  const raw = env.OTEL_RESOURCE_ATTRIBUTES;
+  if (!raw) return out;
+  for (const pair of raw.split(',')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) continue;
+    try {
+      out.set(pair.slice(0, eq).trim(), decodeURIComponent(pair.slice(eq + 1).trim()));
+    } catch {
+      // A malformed percent-encoding: the spec says to discard the pair.
+    }
+  }
+  return out;
+}
+
+export function serviceIdentity(env: Env): ServiceIdentity {
+  const attrs = resourceAttributes(env);
+  return {
+    name: present(env, 'OTEL_SERVICE_NAME') ?? attrs.get('service.name') ?? 'unknown_service:node',
+    version: attrs.get('service.version') ?? present(env, 'npm_package_version'),
+    environment:
+      attrs.get('deployment.environment.name') ??
+      attrs.get('deployment.environment') ??
+      present(env, 'NODE_ENV'),
+  };
+}
+
+/** The levels `LOG_LEVEL` accepts, pino's. */
+export const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof logLevels)[number];
+
+/**
+ * Validate every kit variable that is set, so a bad value stops start-up at once (in the
+ * preload) rather than at the first request that reads it. Throws `ConfigError`.
+ * `*_TIMEOUT_MS` variables other than `OTEL_*` ones are the per-dependency timeouts.
+ */
+export function validateKitEnvironment(env: Env): void {
+  readEnum(env, 'LOG_LEVEL', logLevels, 'info');
+  readPositiveMs(env, 'TELEMETRY_FLUSH_TIMEOUT_MS', 1);
+  readPositiveMs(env, 'SHUTDOWN_TIMEOUT_MS', 1);
+  readNonNegativeMs(env, 'SHUTDOWN_DRAIN_DELAY_MS', 0);
+  for (const name of Object.keys(env)) {
+    if (name.endsWith('_TIMEOUT_MS') && !name.startsWith('OTEL_')) readPositiveMs(env, name, 1);
+  }
+}

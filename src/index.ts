@@ -1,0 +1,15 @@
+export { ConfigError, isConfigError } from './config.ts';
+export { bindLogContext, getLogContext, type LogFields, withLogContext } from './logging/logContext.ts';
+export { type Logger, logger } from './logging/logger.ts';
+export { classifyStatus, type StatusClass } from './telemetry/classifyStatus.ts';
+export {
+  httpClientDuration,
+  httpClientRequests,
+  recordHttpClientRequest,
+  recordS3Bytes,
+  recordS3Request,
+  s3Bytes,
+  s3Duration,
+  s3Requests,
+} from './telemetry/instruments.ts';
+export { shutdownTelemetry } from './telemetry/startTelemetry.ts';

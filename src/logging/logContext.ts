@@ -1,0 +1,32 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/** Request-scoped log fields, the counterpart of structlog's contextvars. */
+export type LogFields = Readonly<Record<string, unknown>>;
+
+const empty: LogFields = Object.freeze({});
+const storage = new AsyncLocalStorage<LogFields>();
+
+/** The fields bound in the current async context: a frozen object, shared, never to be mutated. */
+export function getLogContext(): LogFields {
+  return storage.getStore() ?? empty;
+}
+
+/**
+ * Run `fn` with `fields` added to every log line written in its async context, including
+ * lines written by the kit's clients and by callbacks that `fn` starts.
+ *
+ * @example
+ * withLogContext({ request_id: id }, () => handle(req, res));
+ */
+export function withLogContext<T>(fields: LogFields, fn: () => T): T {
+  return storage.run(Object.freeze({ ...getLogContext(), ...fields }), fn);
+}
+
+/**
+ * Add `fields` to every log line written from here on in the current async context
+ * (and in the contexts it starts). Prefer `withLogContext` where a callback fits: this
+ * one changes the context of the caller, like structlog's `bind_contextvars`.
+ */
+export function bindLogContext(fields: LogFields): void {
+  storage.enterWith(Object.freeze({ ...getLogContext(), ...fields }));
+}

@@ -1,0 +1,189 @@
+// The preload, tested only as users run it: child processes started with
+// `node --import ./register.ts <app>`, a loopback OTLP receiver, a real scrape.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { freePort, startFixture } from './helpers/child.ts';
+import { OtlpReceiver, SpanKind } from './helpers/otlpReceiver.ts';
+import { describeFamilies, parseExposition, scrape } from './helpers/prometheusText.ts';
+import { promtool, requireBinary } from './helpers/prometheusTools.ts';
+
+const catalogue = [
+  'http_client_requests_total',
+  'http_client_request_duration_seconds',
+  's3_requests_total',
+  's3_request_duration_seconds',
+  's3_bytes_transferred_total',
+];
+const golden = readFileSync(new URL('./golden/catalogue.txt', import.meta.url), 'utf8');
+
+let receiver: OtlpReceiver;
+before(async () => {
+  receiver = await OtlpReceiver.start();
+});
+after(() => receiver.close());
+
+const cases = [
+  { fixture: 'telemetry-app.mjs', protocol: 'http/protobuf', contentType: 'application/x-protobuf' },
+  { fixture: 'telemetry-app.mjs', protocol: 'http/json', contentType: 'application/json' },
+  { fixture: 'telemetry-app.cjs', protocol: 'http/protobuf', contentType: 'application/x-protobuf' },
+  { fixture: 'telemetry-app.cjs', protocol: 'http/json', contentType: 'application/json' },
+];
+
+for (const { fixture, protocol, contentType } of cases) {
+  describe(`${fixture} over ${protocol}`, () => {
+    test('metrics, spans and correlated logs, flushed on SIGTERM', async (t) => {
+      const metricsPort = await freePort();
+      const service = `fixture-${fixture.replace('.', '-')}-${protocol.replace('/', '-')}`;
+      const child = startFixture(fixture, {
+        OTEL_SERVICE_NAME: service,
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: protocol,
+        OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
+        OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
+      });
+      t.after(() => child.stop());
+      await child.waitForLine((l) => l.msg === 'fixture ready');
+
+      // a. The catalogue, exactly, and promtool finds nothing wrong with the page.
+      const page = await scrape(metricsPort);
+      assert.equal(describeFamilies(parseExposition(page), catalogue), golden);
+      const bin = requireBinary(t, 'promtool');
+      if (bin !== undefined) {
+        const check = promtool(bin, ['check', 'metrics'], page);
+        assert.equal(check.status, 0, check.output);
+        assert.equal(check.output.trim(), '', 'promtool reports problems');
+      }
+
+      // SIGTERM with no graceful-shutdown owner: the preload flushes, then the process
+      // still dies of the signal, as it would without the kit.
+      child.kill('SIGTERM');
+      const exit = await child.exited;
+      assert.equal(exit.signal, 'SIGTERM');
+
+      // b. The spans arrived, in the protocol asked for.
+      const mine = (
+        await receiver.waitFor((all) =>
+          all.some((s) => s.resource['service.name'] === service && s.name === 'fixture-work'),
+        )
+      ).filter((s) => s.resource['service.name'] === service);
+      for (const s of mine) assert.equal(s.contentType, contentType);
+      const work = mine.find((s) => s.name === 'fixture-work');
+      assert.ok(work);
+      const clients = mine.filter((s) => s.kind === SpanKind.CLIENT);
+      assert.equal(
+        clients.length,
+        2,
+        `one CLIENT span per request, got ${clients.map((s) => `${s.scope}:${s.name}`).join(', ')}`,
+      );
+      for (const c of clients) {
+        assert.equal(c.parentSpanId, work.spanId);
+        assert.equal(c.traceId, work.traceId);
+        assert.equal(c.scope, '@opentelemetry/instrumentation-undici');
+      }
+      const paths = mine.filter((s) => s.kind === SpanKind.SERVER).map((s) => s.attributes['url.path']);
+      assert.deepEqual(paths.sort(), ['/via-fetch', '/via-undici'], 'the scrape of /metrics is not traced');
+
+      // c. The log line written inside the span carries that span's ids.
+      const line = child.lines.find((l) => l.msg === 'inside span');
+      assert.ok(line);
+      assert.equal(line.trace_id, work.traceId);
+      assert.equal(line.span_id, work.spanId);
+      assert.equal(line.trace_flags, '01');
+      assert.equal(line.service, service);
+      assert.equal(line.level, 'info');
+      assert.match(String(line.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.equal(child.stderrLines().length, 0, child.stderr);
+    });
+  });
+}
+
+test('e. OTEL_SDK_DISABLED=true: the app runs and logs, nothing listens on the metrics port', async (t) => {
+  const metricsPort = await freePort();
+  const child = startFixture('telemetry-app.mjs', {
+    OTEL_SDK_DISABLED: 'true',
+    OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    OTEL_SERVICE_NAME: 'disabled-app',
+  });
+  t.after(() => child.stop());
+  const line = await child.waitForLine((l) => l.msg === 'inside span');
+  assert.equal(line.service, 'disabled-app');
+  assert.equal(line.trace_id, undefined);
+  await child.waitForLine((l) => l.msg === 'fixture ready');
+  await assert.rejects(fetch(`http://127.0.0.1:${metricsPort}/metrics`), /fetch failed/);
+  child.kill('SIGTERM');
+  await child.exited;
+  assert.equal(receiver.spans.filter((s) => s.resource['service.name'] === 'disabled-app').length, 0);
+});
+
+test('g. metrics port already taken: the app starts and serves, with one clear error line', async (t) => {
+  const blocker = createServer().listen(0, '0.0.0.0');
+  await new Promise((r) => blocker.once('listening', r));
+  t.after(() => blocker.close());
+  const port = (blocker.address() as { port: number }).port;
+  const child = startFixture('telemetry-app.mjs', {
+    OTEL_EXPORTER_PROMETHEUS_PORT: String(port),
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+  });
+  t.after(() => child.stop());
+  const ready = await child.waitForLine((l) => l.msg === 'fixture ready');
+  const res = await fetch(`http://127.0.0.1:${ready.downstream}/still-serving`);
+  assert.equal(res.status, 200);
+  await new Promise((r) => setTimeout(r, 300));
+  const errors = child.stderrLines();
+  assert.equal(errors.length, 1, child.stderr);
+  assert.match(
+    errors[0] ?? '',
+    new RegExp(`metrics endpoint not served: cannot listen on 0\\.0\\.0\\.0:${port} \\(EADDRINUSE\\)`),
+  );
+});
+
+test('h. a bad kit variable stops start-up with one line naming it', async () => {
+  const child = startFixture('telemetry-app.mjs', { LOG_LEVEL: 'loud' });
+  const exit = await child.exited;
+  assert.equal(exit.code, 1);
+  assert.deepEqual(child.stderrLines(), [
+    'otel-service-kit: invalid LOG_LEVEL="loud": expected one of trace, debug, info, warn, error, fatal, silent',
+  ]);
+  assert.equal(child.stdout, '');
+});
+
+test('h. a bad timeout variable stops start-up with one line naming it', async () => {
+  const child = startFixture('telemetry-app.mjs', { PAYMENT_API_TIMEOUT_MS: '5s' });
+  const exit = await child.exited;
+  assert.equal(exit.code, 1);
+  assert.deepEqual(child.stderrLines(), [
+    'otel-service-kit: invalid PAYMENT_API_TIMEOUT_MS="5s": expected a positive whole number of milliseconds',
+  ]);
+});
+
+test('h. a bad OTEL_* value warns and uses the default', async (t) => {
+  const metricsPort = await freePort();
+  const child = startFixture('telemetry-app.mjs', {
+    OTEL_SERVICE_NAME: 'bad-otel-value',
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'carrier-pigeon',
+    OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
+  });
+  t.after(() => child.stop());
+  await child.waitForLine((l) => l.msg === 'fixture ready');
+  child.kill('SIGTERM');
+  await child.exited;
+  const spans = await receiver.waitFor((all) =>
+    all.some((s) => s.resource['service.name'] === 'bad-otel-value'),
+  );
+  const mine = spans.filter((s) => s.resource['service.name'] === 'bad-otel-value');
+  assert.ok(
+    mine.every((s) => s.contentType === 'application/x-protobuf'),
+    'the default protocol is used',
+  );
+  const warnings = child.stderrLines().map((l) => JSON.parse(l) as { level: string; msg: string });
+  assert.equal(warnings.length, 1, child.stderr);
+  assert.equal(warnings[0]?.level, 'warn');
+  assert.match(
+    warnings[0]?.msg ?? '',
+    /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="carrier-pigeon".*using http\/protobuf/,
+  );
+});
