@@ -87,8 +87,8 @@ export function readOtelPort(env: Env, name: string, fallback: number, warn: (ms
   const value = present(env, name);
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (/^\d+$/.test(value) && n >= 0 && n <= 65535) return n;
-  warn(`invalid ${name}=${JSON.stringify(value)}: expected a port number 0-65535; using ${fallback}`);
+  if (/^\d+$/.test(value) && n >= 1 && n <= 65535) return n;
+  warn(`invalid ${name}=${JSON.stringify(value)}: expected a port number 1-65535; using ${fallback}`);
   return fallback;
 }
 
