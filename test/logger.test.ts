@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import pino from 'pino';
+import { bindLogContext, getLogContext, withLogContext } from '../src/logging/logContext.ts';
+import { loggerOptions } from '../src/logging/logger.ts';
+
+/** A pino logger with the kit's options writing into an array of parsed lines. */
+function sink(env: Record<string, string> = {}) {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
+  return { log: pino(loggerOptions({ OTEL_SERVICE_NAME: 'checkout', ...env }), stream), lines };
+}
+
+test('lines carry the level name, ISO time, service identity and message', () => {
+  const { log, lines } = sink({ OTEL_RESOURCE_ATTRIBUTES: 'service.version=2.0.1', NODE_ENV: 'production' });
+  log.info({ order_id: 7 }, 'order placed');
+  assert.equal(lines.length, 1);
+  const [line] = lines;
+  assert.equal(line?.level, 'info');
+  assert.equal(line?.msg, 'order placed');
+  assert.equal(line?.service, 'checkout');
+  assert.equal(line?.version, '2.0.1');
+  assert.equal(line?.environment, 'production');
+  assert.equal(line?.order_id, 7);
+  assert.ok(!Number.isNaN(Date.parse(String(line?.time))));
+  assert.match(String(line?.time), /Z$/);
+});
+
+test('LOG_LEVEL filters, and an invalid one throws naming the variable', () => {
+  const { log, lines } = sink({ LOG_LEVEL: 'warn' });
+  log.info('hidden');
+  log.warn('shown');
+  assert.deepEqual(
+    lines.map((l) => l.msg),
+    ['shown'],
+  );
+  assert.throws(() => loggerOptions({ LOG_LEVEL: 'loud' }), /invalid LOG_LEVEL="loud"/);
+});
+
+test('secret-bearing fields are redacted at the top level and nested', () => {
+  const { log, lines } = sink();
+  log.info(
+    {
+      authorization: 'Bearer abc',
+      password: 'hunter2',
+      headers: { cookie: 'sid=1', 'set-cookie': 'sid=2', 'x-api-key': 'k', accept: 'json' },
+      req: { headers: { authorization: 'Basic xyz' } },
+      token: 't',
+    },
+    'secrets',
+  );
+  const raw = JSON.stringify(lines[0]);
+  for (const secret of ['Bearer abc', 'hunter2', 'sid=1', 'sid=2', '"k"', 'Basic xyz', '"t"']) {
+    assert.ok(!raw.includes(secret), `${secret} leaked: ${raw}`);
+  }
+  assert.equal((lines[0]?.headers as Record<string, string> | undefined)?.accept, 'json');
+  assert.equal(lines[0]?.authorization, '[REDACTED]');
+});
+
+test('child loggers bind fields; withLogContext puts fields on every line of an async context', async () => {
+  const { log, lines } = sink();
+  const child = log.child({ component: 'payments' });
+  await withLogContext({ request_id: 'r-1' }, async () => {
+    child.info('first');
+    await new Promise((r) => setTimeout(r, 5));
+    await withLogContext({ user_id: 'u-9' }, async () => log.info('nested'));
+    log.info({ request_id: 'explicit' }, 'call fields win');
+  });
+  log.info('outside');
+  assert.deepEqual(
+    lines.map((l) => [l.msg, l.component, l.request_id, l.user_id]),
+    [
+      ['first', 'payments', 'r-1', undefined],
+      ['nested', undefined, 'r-1', 'u-9'],
+      ['call fields win', undefined, 'explicit', undefined],
+      ['outside', undefined, undefined, undefined],
+    ],
+  );
+  assert.deepEqual(getLogContext(), {});
+});
+
+test('bindLogContext binds for the rest of the current async context only', async () => {
+  const { log, lines } = sink();
+  await Promise.all([
+    (async () => {
+      bindLogContext({ request_id: 'a' });
+      await new Promise((r) => setTimeout(r, 5));
+      log.info('from a');
+    })(),
+    (async () => {
+      bindLogContext({ request_id: 'b' });
+      log.info('from b');
+    })(),
+  ]);
+  const byMsg = Object.fromEntries(lines.map((l) => [l.msg, l.request_id]));
+  assert.deepEqual(byMsg, { 'from a': 'a', 'from b': 'b' });
+  // The shared context object is never mutated by a line's own fields.
+  await withLogContext({ request_id: 'x' }, async () => {
+    log.info({ extra: 1 }, 'one');
+    assert.deepEqual(getLogContext(), { request_id: 'x' });
+  });
+});
