@@ -187,3 +187,37 @@ test('h. a bad OTEL_* value warns and uses the default', async (t) => {
     /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="carrier-pigeon".*using http\/protobuf/,
   );
 });
+
+test('a script that finishes on its own has its spans flushed at exit (beforeExit)', async (t) => {
+  const child = startFixture('telemetry-app.mjs', {
+    FIXTURE_MODE: 'many',
+    FIXTURE_REQUESTS: '3',
+    OTEL_SERVICE_NAME: 'short-lived',
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    OTEL_EXPORTER_PROMETHEUS_PORT: String(await freePort()),
+    // Far longer than the script lives: only the exit-time flush can deliver the spans.
+    OTEL_BSP_SCHEDULE_DELAY: '60000',
+  });
+  t.after(() => child.stop());
+  const exit = await child.exited;
+  assert.equal(exit.code, 0, child.stderr);
+  const spans = receiver.spans.filter((s) => s.resource['service.name'] === 'short-lived');
+  assert.equal(spans.filter((s) => s.kind === SpanKind.CLIENT).length, 3);
+  assert.equal(spans.filter((s) => s.kind === SpanKind.SERVER).length, 3);
+});
+
+test('SIGINT with no shutdown owner: flushed, and the process still dies of SIGINT', async (t) => {
+  const child = startFixture('telemetry-app.mjs', {
+    OTEL_SERVICE_NAME: 'sigint-app',
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    OTEL_EXPORTER_PROMETHEUS_PORT: String(await freePort()),
+    OTEL_BSP_SCHEDULE_DELAY: '60000',
+  });
+  t.after(() => child.stop());
+  await child.waitForLine((l) => l.msg === 'fixture ready');
+  child.kill('SIGINT');
+  assert.equal((await child.exited).signal, 'SIGINT');
+  assert.ok(
+    receiver.spans.some((s) => s.resource['service.name'] === 'sigint-app' && s.name === 'fixture-work'),
+  );
+});
