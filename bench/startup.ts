@@ -24,7 +24,10 @@ interface Variant {
 const variants: Variant[] = [
   { name: 'bare', args: [] },
   { name: 'otel-service-kit', args: ['--import', './register.ts'] },
-  { name: 'auto-instrumentations-node', args: ['--import', '@opentelemetry/auto-instrumentations-node/register'] },
+  {
+    name: 'auto-instrumentations-node',
+    args: ['--import', '@opentelemetry/auto-instrumentations-node/register'],
+  },
 ];
 
 function once(v: Variant, env: NodeJS.ProcessEnv): { ready: number; exit: number } {
@@ -75,7 +78,8 @@ export default async function startup(): Promise<void> {
     `${name.padEnd(28)} ready ${median(r.ready).toFixed(0).padStart(6)} ms   exit ${median(r.exit).toFixed(0).padStart(6)} ms`;
   console.log(`startup (${runs} interleaved runs, medians, node ${process.version})`);
   for (const [name, r] of results) console.log(row(name, r));
-  const over = (r: { ready: number[]; exit: number[] }, k: 'ready' | 'exit') => median(r[k]) - median(bare[k]);
+  const over = (r: { ready: number[]; exit: number[] }, k: 'ready' | 'exit') =>
+    median(r[k]) - median(bare[k]);
   for (const k of ['ready', 'exit'] as const) {
     const o = over(ours, k);
     const a = over(auto, k);
