@@ -12,6 +12,7 @@ import {
 } from '../config.ts';
 import { FailFastSpanExporter, isTraceExportFailedError } from './FailFastSpanExporter.ts';
 import { internalLog, OnceDiagLogger } from './internalLog.ts';
+import { undiciStartSpanHook } from './undiciSpanHook.ts';
 
 /** What `startTelemetry` set up; kept on `globalThis` so every copy of the kit sees one SDK. */
 interface TelemetryState {
@@ -165,7 +166,8 @@ export async function startTelemetry(
       ignoreIncomingRequestHook: (req: IncomingMessage) =>
         (metricsPort !== undefined && req.socket?.localPort === metricsPort) || isProbe(req.url),
     }),
-    new UndiciInstrumentation(),
+    // Adds http.request.resend_count to retried attempts and redacts secret query values.
+    new UndiciInstrumentation({ startSpanHook: undiciStartSpanHook }),
     // The SDK's own http call under each AWS span would be a duplicate client span.
     new AwsInstrumentation({ suppressInternalInstrumentation: true }),
     // Lines already go to stdout; OTLP log sending only when OTEL_LOGS_EXPORTER asks.

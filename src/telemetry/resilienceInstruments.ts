@@ -1,0 +1,96 @@
+import { type Attributes, type Counter, metrics, type ObservableGauge } from '@opentelemetry/api';
+
+/**
+ * Resilience telemetry beside the metric catalogue: retries, give-ups, timeouts and
+ * circuit-breaker transitions as one counter, and each breaker's state as a gauge.
+ *
+ * Like the catalogue's instruments these are created when the module is first
+ * evaluated, which under the preload is after the MeterProvider is registered.
+ */
+const meter = metrics.getMeter('otel-service-kit');
+
+/** The `policy` label of `resilience_events_total`. */
+export type ResiliencePolicy = 'retry' | 'circuit_breaker' | 'timeout';
+
+/** The `event` label of `resilience_events_total`. */
+export type ResilienceEvent = 'retry' | 'give_up' | 'timeout' | 'open' | 'half_open' | 'close' | 'rejected';
+
+/** The `state` label of `circuit_breaker_state`. */
+export type BreakerStateName = 'closed' | 'open' | 'half_open';
+
+const breakerStates: readonly BreakerStateName[] = ['closed', 'open', 'half_open'];
+
+/**
+ * `resilience_events_total{dependency,policy,event}`: a retry scheduled, a call given up
+ * after its last attempt, an attempt timed out, a breaker opened / half-opened / closed,
+ * a call rejected by an open breaker.
+ */
+export const resilienceEvents: Counter = meter.createCounter('resilience_events', {
+  description: 'Resilience events: retries, give-ups, timeouts, circuit breaker transitions and rejections',
+});
+
+/** `circuit_breaker_state{breaker,state}`: 1 for the breaker's current state, 0 for the others. */
+export const circuitBreakerState: ObservableGauge = meter.createObservableGauge('circuit_breaker_state', {
+  description: 'Circuit breaker state: 1 for the current state (closed, open, half_open), 0 for the others',
+});
+
+// Events are rare (a retry, a transition), but a retry storm is exactly when recording
+// should not allocate: label sets are interned by a string key. Dependencies and breakers
+// are few by design; past the cap new label sets are recorded without being cached.
+const eventLabels = new Map<string, Attributes>();
+const eventLabelCap = 10_000;
+
+/** Count one resilience event. Never throws. */
+export function recordResilienceEvent(
+  dependency: string,
+  policy: ResiliencePolicy,
+  event: ResilienceEvent,
+): void {
+  const key = `${dependency}\u0000${policy}\u0000${event}`;
+  let labels = eventLabels.get(key);
+  if (labels === undefined) {
+    labels = Object.freeze({ dependency, policy, event });
+    if (eventLabels.size < eventLabelCap) eventLabels.set(key, labels);
+  }
+  resilienceEvents.add(1, labels);
+}
+
+interface BreakerEntry {
+  /** Held weakly: a breaker nobody uses any more leaves the gauge once it is collected. */
+  readonly ref: WeakRef<object>;
+  readonly read: () => BreakerStateName;
+  readonly labels: readonly Attributes[];
+}
+
+const breakers = new Map<string, BreakerEntry>();
+
+/**
+ * Report breaker `name`'s state on `circuit_breaker_state` for as long as `owner` is
+ * alive (a later breaker with the same name takes its place). `read` must be cheap: it
+ * runs at every collection.
+ */
+export function observeBreakerState(name: string, owner: object, read: () => BreakerStateName): void {
+  breakers.set(name, {
+    ref: new WeakRef(owner),
+    read,
+    labels: breakerStates.map((state) => Object.freeze({ breaker: name, state })),
+  });
+}
+
+circuitBreakerState.addCallback((result) => {
+  for (const [name, entry] of breakers) {
+    if (entry.ref.deref() === undefined) {
+      breakers.delete(name);
+      continue;
+    }
+    let current: BreakerStateName;
+    try {
+      current = entry.read();
+    } catch {
+      continue;
+    }
+    for (let i = 0; i < breakerStates.length; i++) {
+      result.observe(breakerStates[i] === current ? 1 : 0, entry.labels[i]);
+    }
+  }
+});
