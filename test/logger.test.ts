@@ -24,8 +24,8 @@ test('lines carry the level name, ISO time, service identity and message', () =>
   const [line] = lines;
   assert.equal(line?.level, 'info');
   assert.equal(line?.msg, 'order placed');
-  assert.equal(line?.service, 'checkout');
-  assert.equal(line?.version, '2.0.1');
+  assert.equal(line?.service_name, 'checkout');
+  assert.equal(line?.service_version, '2.0.1');
   assert.equal(line?.environment, 'production');
   assert.equal(line?.order_id, 7);
   assert.ok(!Number.isNaN(Date.parse(String(line?.time))));

@@ -91,7 +91,7 @@ for (const { fixture, protocol, contentType } of cases) {
       assert.equal(line.trace_id, work.traceId);
       assert.equal(line.span_id, work.spanId);
       assert.equal(line.trace_flags, '01');
-      assert.equal(line.service, service);
+      assert.equal(line.service_name, service);
       assert.equal(line.level, 'info');
       assert.match(String(line.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       assert.equal(child.stderrLines().length, 0, child.stderr);
@@ -109,7 +109,7 @@ test('e. OTEL_SDK_DISABLED=true: the app runs and logs, nothing listens on the m
   });
   t.after(() => child.stop());
   const line = await child.waitForLine((l) => l.msg === 'inside span');
-  assert.equal(line.service, 'disabled-app');
+  assert.equal(line.service_name, 'disabled-app');
   assert.equal(line.trace_id, undefined);
   await child.waitForLine((l) => l.msg === 'fixture ready');
   await assert.rejects(fetch(`http://127.0.0.1:${metricsPort}/metrics`), /fetch failed/);

@@ -43,7 +43,7 @@ test('an app without @aws-sdk/client-s3 imports the kit and runs; InstrumentedS3
 
   const started = await child.waitForLine((l) => l.msg === 'app started');
   assert.equal(started.sdk, 'ERR_MODULE_NOT_FOUND', 'the SDK must not be resolvable from the app');
-  assert.equal(started.service, 'no-aws-sdk');
+  assert.equal(started.service_name, 'no-aws-sdk');
   const failed = await child.waitForLine((l) => l.msg === 'construction failed' || l.msg === 'constructed');
   assert.equal(failed.msg, 'construction failed');
   assert.equal(failed.name, 'MissingPeerDependencyError');

