@@ -51,8 +51,15 @@ export class Child {
   exitedAt: number | undefined;
   #waiters: (() => void)[] = [];
 
-  constructor(args: string[], env: NodeJS.ProcessEnv, cwd = repoRoot) {
-    this.process = spawn(process.execPath, args, { env, cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  readonly #group: boolean;
+
+  /**
+   * @param command default: this Node binary. Another command (`npm`) runs in a process
+   * group of its own, so that signals and clean-up reach the node process it starts.
+   */
+  constructor(args: string[], env: NodeJS.ProcessEnv, cwd = repoRoot, command = process.execPath) {
+    this.#group = command !== process.execPath;
+    this.process = spawn(command, args, { env, cwd, stdio: ['pipe', 'pipe', 'pipe'], detached: this.#group });
     let partial = '';
     this.process.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       this.stdout += chunk;
@@ -119,12 +126,20 @@ export class Child {
   }
 
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
-    if (this.exitedAt === undefined) this.process.kill(signal);
+    if (this.exitedAt !== undefined) return;
+    if (this.#group && this.process.pid !== undefined) process.kill(-this.process.pid, signal);
+    else this.process.kill(signal);
   }
 
-  /** End the child if it still runs (test clean-up). */
+  /** End the child (and, for a group, all it started) if it still runs: test clean-up. */
   async stop(): Promise<Exit> {
-    if (this.exitedAt === undefined) this.process.kill('SIGKILL');
+    if (this.#group && this.process.pid !== undefined) {
+      try {
+        process.kill(-this.process.pid, 'SIGKILL');
+      } catch {
+        // the group is gone already
+      }
+    } else if (this.exitedAt === undefined) this.process.kill('SIGKILL');
     return this.exited;
   }
 }
