@@ -1,7 +1,6 @@
 // The health registry in process, on real loopback servers: node:http, Express, Fastify.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type RequestListener, type Server } from 'node:http';
+import type { RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import express from 'express';
@@ -9,17 +8,7 @@ import Fastify from 'fastify';
 import { Health } from '../src/server/health.ts';
 import { oneShot } from './helpers/httpClient.ts';
 import { logSink } from './helpers/logSink.ts';
-
-async function serve(t: { after: (fn: () => unknown) => void }, listener: RequestListener): Promise<string> {
-  const server: Server = createServer(listener);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
+import { serve } from './helpers/serve.ts';
 
 /** A node:http server answering the probes through `health.handle`, 404 otherwise. */
 function nodeApp(health: Health): RequestListener {

@@ -1,8 +1,6 @@
 // requestLogging in process, on loopback servers, with the lines captured in memory:
 // the edges the child-process tests (server.test.ts) do not reach.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import express from 'express';
@@ -13,17 +11,7 @@ import { isSaneRequestId, requestIdFrom } from '../src/server/requestId.ts';
 import { requestLogging } from '../src/server/requestLogging.ts';
 import { oneShot, uuidPattern } from './helpers/httpClient.ts';
 import { logSink } from './helpers/logSink.ts';
-
-async function serve(t: { after: (fn: () => unknown) => void }, listener: RequestListener): Promise<string> {
-  const server = createServer(listener);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
+import { serve } from './helpers/serve.ts';
 
 async function until<T>(get: () => T | undefined, ms = 2000): Promise<T> {
   const deadline = Date.now() + ms;
