@@ -6,13 +6,16 @@
  * modules we instrument, the SDK, and the exit hooks that flush telemetry.
  */
 import { enableCompileCache, register } from 'node:module';
-import { isConfigError, readBoolean, validateKitEnvironment } from './src/config.ts';
-import { installExitHooks, startTelemetry } from './src/telemetry/startTelemetry.ts';
 
 // Most of the preload's start-up is compiling the SDK's modules; Node's compile cache
 // (kept in the OS temp dir, off with NODE_DISABLE_COMPILE_CACHE=1) makes the second and
 // later starts of a service markedly faster. It also caches the app's own modules.
 enableCompileCache?.();
+
+// Imported only now, so that the cache also holds their compiled (and, for the .ts
+// sources, type-stripped) code.
+const { isConfigError, readBoolean, validateKitEnvironment } = await import('./src/config.ts');
+const { installExitHooks, startTelemetry } = await import('./src/telemetry/startTelemetry.ts');
 
 try {
   validateKitEnvironment(process.env);

@@ -250,9 +250,9 @@ export class Health {
         });
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<typeof timeoutMark>((resolve) => {
+        // Not unref'd: an awaited readiness() must settle even when nothing else keeps
+        // the loop alive (a check that never settles); it holds the loop timeoutMs at most.
         timer = setTimeout(resolve, e.timeoutMs, timeoutMark);
-        // A probe is never a reason to keep the process alive.
-        timer.unref();
       });
       try {
         const outcome = await Promise.race([call, timedOut]);
