@@ -300,3 +300,23 @@ test('createCircuitBreaker: 5xx results count as failures, 4xx and caller aborts
   assert.throws(() => createCircuitBreaker({ name: 'x', failMax: 0 }), RangeError);
   assert.throws(() => createCircuitBreaker({ name: 'x', resetTimeoutMs: 0.5 }), RangeError);
 });
+
+test('an open breaker fails fast: under 5 ms a call (median of 21), without calling through', async () => {
+  const breaker = createCircuitBreaker({ name: 'fast-fail', failMax: 2, resetTimeoutMs: 60_000 });
+  let calls = 0;
+  const failing = async () => {
+    calls++;
+    return fail();
+  };
+  for (let i = 0; i < 2; i++) await assert.rejects(breaker.execute(failing), { code: 'ECONNREFUSED' });
+  const elapsed: number[] = [];
+  for (let i = 0; i < 21; i++) {
+    const t0 = performance.now();
+    await assert.rejects(breaker.execute(failing), (e: unknown) => isBrokenCircuitError(e));
+    elapsed.push(performance.now() - t0);
+  }
+  elapsed.sort((a, b) => a - b);
+  // The median, not each call: one call can be delayed by GC or the other tests' processes.
+  assert.ok((elapsed[10] ?? Infinity) < 5, `median ${elapsed[10]} ms`);
+  assert.equal(calls, 2, 'no call reached the dependency while open');
+});
