@@ -224,14 +224,20 @@ test('non-idempotent calls retry only what was not sent; BrokenCircuitError and 
   assert.equal(stopped.attempts, 1, 'no attempt after the caller aborted');
 });
 
-test('createCircuitBreaker: opens after failMax, fails fast, half-opens after resetTimeoutMs, closes on success', async () => {
-  const breaker = createCircuitBreaker({ name: 'unit-breaker', failMax: 3, resetTimeoutMs: 100 });
-  let calls = 0;
+/** A breaker opened by `failMax` failing calls; `failing` counts the calls that reach it. */
+async function openedBreaker(name: string, failMax: number, resetTimeoutMs: number) {
+  const breaker = createCircuitBreaker({ name, failMax, resetTimeoutMs });
+  const counter = { calls: 0 };
   const failing = async () => {
-    calls++;
+    counter.calls++;
     return fail();
   };
-  for (let i = 0; i < 3; i++) await assert.rejects(breaker.execute(failing), { code: 'ECONNREFUSED' });
+  for (let i = 0; i < failMax; i++) await assert.rejects(breaker.execute(failing), { code: 'ECONNREFUSED' });
+  return { breaker, failing, counter };
+}
+
+test('createCircuitBreaker: opens after failMax, fails fast, half-opens after resetTimeoutMs, closes on success', async () => {
+  const { breaker, failing, counter } = await openedBreaker('unit-breaker', 3, 100);
   const state = (s: string) => point('circuit_breaker_state', { breaker: 'unit-breaker', state: s });
   assert.deepEqual([await state('closed'), await state('open'), await state('half_open')], [0, 1, 0]);
 
@@ -241,7 +247,7 @@ test('createCircuitBreaker: opens after failMax, fails fast, half-opens after re
     (e: unknown) => isBrokenCircuitError(e) && e instanceof BrokenCircuitError,
   );
   assert.ok(performance.now() - t0 < 50);
-  assert.equal(calls, 3, 'the open breaker did not call through');
+  assert.equal(counter.calls, 3, 'the open breaker did not call through');
   const events = (event: string) =>
     point('resilience_events', { dependency: 'unit-breaker', policy: 'circuit_breaker', event });
   assert.equal(await events('open'), 1);
@@ -302,13 +308,7 @@ test('createCircuitBreaker: 5xx results count as failures, 4xx and caller aborts
 });
 
 test('an open breaker fails fast: under 5 ms a call (median of 21), without calling through', async () => {
-  const breaker = createCircuitBreaker({ name: 'fast-fail', failMax: 2, resetTimeoutMs: 60_000 });
-  let calls = 0;
-  const failing = async () => {
-    calls++;
-    return fail();
-  };
-  for (let i = 0; i < 2; i++) await assert.rejects(breaker.execute(failing), { code: 'ECONNREFUSED' });
+  const { breaker, failing, counter } = await openedBreaker('fast-fail', 2, 60_000);
   const elapsed: number[] = [];
   for (let i = 0; i < 21; i++) {
     const t0 = performance.now();
@@ -318,5 +318,5 @@ test('an open breaker fails fast: under 5 ms a call (median of 21), without call
   elapsed.sort((a, b) => a - b);
   // The median, not each call: one call can be delayed by GC or the other tests' processes.
   assert.ok((elapsed[10] ?? Infinity) < 5, `median ${elapsed[10]} ms`);
-  assert.equal(calls, 2, 'no call reached the dependency while open');
+  assert.equal(counter.calls, 2, 'no call reached the dependency while open');
 });
