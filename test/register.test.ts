@@ -221,3 +221,24 @@ test('SIGINT with no shutdown owner: flushed, and the process still dies of SIGI
     receiver.spans.some((s) => s.resource['service.name'] === 'sigint-app' && s.name === 'fixture-work'),
   );
 });
+
+test('log lines go over OTLP only when OTEL_LOGS_EXPORTER asks for it', async (t) => {
+  const run = async (service: string, logsExporter: string | undefined) => {
+    const child = startFixture('telemetry-app.mjs', {
+      OTEL_SERVICE_NAME: service,
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_EXPORTER_PROMETHEUS_PORT: String(await freePort()),
+      OTEL_LOGS_EXPORTER: logsExporter,
+    });
+    t.after(() => child.stop());
+    await child.waitForLine((l) => l.msg === 'fixture ready');
+    const before = receiver.requests.filter((r) => r.path === '/v1/logs').length;
+    child.kill('SIGTERM');
+    await child.exited;
+    // stdout has the lines either way.
+    assert.ok(child.lines.some((l) => l.msg === 'inside span'));
+    return receiver.requests.filter((r) => r.path === '/v1/logs').length - before;
+  };
+  assert.equal(await run('logs-stdout-only', undefined), 0);
+  assert.ok((await run('logs-over-otlp', 'otlp')) >= 1, 'OTEL_LOGS_EXPORTER=otlp sends the lines');
+});
