@@ -151,6 +151,9 @@ export function serviceIdentity(env: Env): ServiceIdentity {
 export const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof logLevels)[number];
 
+/** Defaults of `SHUTDOWN_TIMEOUT_MS` and `SHUTDOWN_DRAIN_DELAY_MS`, in ms (GracefulShutdown's too). */
+export const shutdownDefaultsMs = Object.freeze({ timeout: 30_000, drainDelay: 0 });
+
 /**
  * Validate every kit variable that is set, so a bad value stops start-up at once (in the
  * preload) rather than at the first request that reads it. Throws `ConfigError`.
@@ -159,8 +162,15 @@ export type LogLevel = (typeof logLevels)[number];
 export function validateKitEnvironment(env: Env): void {
   readEnum(env, 'LOG_LEVEL', logLevels, 'info');
   readPositiveMs(env, 'TELEMETRY_FLUSH_TIMEOUT_MS', 1);
-  readPositiveMs(env, 'SHUTDOWN_TIMEOUT_MS', 1);
-  readNonNegativeMs(env, 'SHUTDOWN_DRAIN_DELAY_MS', 0);
+  const shutdownTimeout = readPositiveMs(env, 'SHUTDOWN_TIMEOUT_MS', shutdownDefaultsMs.timeout);
+  const drainDelay = readNonNegativeMs(env, 'SHUTDOWN_DRAIN_DELAY_MS', shutdownDefaultsMs.drainDelay);
+  if (drainDelay >= shutdownTimeout) {
+    throw new ConfigError(
+      'SHUTDOWN_DRAIN_DELAY_MS',
+      String(env.SHUTDOWN_DRAIN_DELAY_MS),
+      `less than the shutdown timeout (${shutdownTimeout} ms)`,
+    );
+  }
   for (const name of Object.keys(env)) {
     if (name.endsWith('_TIMEOUT_MS') && !name.startsWith('OTEL_')) readPositiveMs(env, name, 1);
   }

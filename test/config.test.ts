@@ -69,6 +69,11 @@ test('validateKitEnvironment checks every kit variable that is set', () => {
   assert.throws(() => validateKitEnvironment({ LOG_LEVEL: 'loud' }), /LOG_LEVEL/);
   assert.throws(() => validateKitEnvironment({ SHUTDOWN_DRAIN_DELAY_MS: 'soon' }), /SHUTDOWN_DRAIN_DELAY_MS/);
   assert.throws(() => validateKitEnvironment({ INVENTORY_TIMEOUT_MS: '0' }), /INVENTORY_TIMEOUT_MS="0"/);
+  assert.throws(
+    () => validateKitEnvironment({ SHUTDOWN_DRAIN_DELAY_MS: '30000' }),
+    /invalid SHUTDOWN_DRAIN_DELAY_MS="30000": expected less than the shutdown timeout \(30000 ms\)/,
+  );
+  validateKitEnvironment({ SHUTDOWN_TIMEOUT_MS: '60000', SHUTDOWN_DRAIN_DELAY_MS: '30000' });
 });
 
 test('service identity from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES', () => {

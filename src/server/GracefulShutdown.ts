@@ -2,7 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { Server as TlsServer } from 'node:tls';
-import { ConfigError, type Env, readNonNegativeMs, readPositiveMs } from '../config.ts';
+import { ConfigError, type Env, readNonNegativeMs, readPositiveMs, shutdownDefaultsMs } from '../config.ts';
 import { type Logger, logger as rootLogger } from '../logging/logger.ts';
 import { claimShutdownSignals, shutdownTelemetry } from '../telemetry/startTelemetry.ts';
 import { type Health, health as sharedHealth } from './health.ts';
@@ -54,8 +54,8 @@ export interface GracefulShutdownOptions {
 
 /** The defaults of `GracefulShutdownOptions` (the two durations apply when their variables are unset). */
 export const defaultGracefulShutdownOptions = Object.freeze({
-  timeoutMs: 30_000,
-  drainDelayMs: 0,
+  timeoutMs: shutdownDefaultsMs.timeout,
+  drainDelayMs: shutdownDefaultsMs.drainDelay,
   idleGraceMs: 5000,
   exit: (code: number): void => process.exit(code),
   signals: Object.freeze(['SIGTERM', 'SIGINT'] as NodeJS.Signals[]),
