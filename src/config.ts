@@ -74,6 +74,16 @@ export function readBoolean(env: Env, name: string, fallback: boolean): boolean 
   throw new ConfigError(name, value, 'true or false');
 }
 
+/** An http(s) URL, or undefined when the variable is unset or blank. */
+export function readHttpUrl(env: Env, name: string): string | undefined {
+  const value = present(env, name);
+  if (value === undefined) return undefined;
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+    throw new ConfigError(name, value, 'an http(s) URL such as http://127.0.0.1:9000');
+  }
+  return value;
+}
+
 /** A plain string, or `fallback` when the variable is unset or blank. */
 export function readString(env: Env, name: string, fallback: string): string {
   return present(env, name) ?? fallback;
@@ -174,4 +184,6 @@ export function validateKitEnvironment(env: Env): void {
   for (const name of Object.keys(env)) {
     if (name.endsWith('_TIMEOUT_MS') && !name.startsWith('OTEL_')) readPositiveMs(env, name, 1);
   }
+  readHttpUrl(env, 'S3_ENDPOINT');
+  readBoolean(env, 'S3_FORCE_PATH_STYLE', false);
 }

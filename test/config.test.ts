@@ -74,6 +74,15 @@ test('validateKitEnvironment checks every kit variable that is set', () => {
     /invalid SHUTDOWN_DRAIN_DELAY_MS="30000": expected less than the shutdown timeout \(30000 ms\)/,
   );
   validateKitEnvironment({ SHUTDOWN_TIMEOUT_MS: '60000', SHUTDOWN_DRAIN_DELAY_MS: '30000' });
+  assert.throws(
+    () => validateKitEnvironment({ S3_ENDPOINT: 'minio:9000' }),
+    /invalid S3_ENDPOINT="minio:9000"/,
+  );
+  assert.throws(
+    () => validateKitEnvironment({ S3_FORCE_PATH_STYLE: 'yes' }),
+    /invalid S3_FORCE_PATH_STYLE="yes"/,
+  );
+  validateKitEnvironment({ S3_ENDPOINT: 'http://127.0.0.1:9000', S3_FORCE_PATH_STYLE: 'true' });
 });
 
 test('service identity from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES', () => {

@@ -20,7 +20,7 @@ import type {
 } from '@aws-sdk/client-s3';
 import { diag } from '@opentelemetry/api';
 import type { InitializeHandler, InitializeHandlerArguments, InitializeMiddleware } from '@smithy/types';
-import { ConfigError, readBoolean, readString } from '../config.ts';
+import { readBoolean, readHttpUrl, readString } from '../config.ts';
 import { logger } from '../logging/logger.ts';
 import { timeouts } from '../resilience/timeouts.ts';
 import { recordS3Bytes, recordS3Request } from '../telemetry/instruments.ts';
@@ -100,18 +100,13 @@ function clientConfigFromEnv(env: NodeJS.ProcessEnv): S3ClientConfig {
     // unless told to throw, and would also cut off a large upload that is still flowing.
     requestHandler: { connectionTimeout: timeoutMs, socketTimeout: timeoutMs },
   };
-  const endpoint = readString(env, 'S3_ENDPOINT', '');
-  if (endpoint !== '') {
-    if (!URL.canParse(endpoint) || !/^https?:$/.test(new URL(endpoint).protocol)) {
-      throw new ConfigError('S3_ENDPOINT', endpoint, 'an http(s) URL such as http://127.0.0.1:9000');
-    }
-    config.endpoint = endpoint;
-  }
+  const endpoint = readHttpUrl(env, 'S3_ENDPOINT');
+  if (endpoint !== undefined) config.endpoint = endpoint;
   const region = readString(env, 'AWS_REGION', '');
   // S3-compatible stores ignore the region, but the SDK signs with one and refuses to
   // start without; with AWS itself the SDK's own lookup (profile) applies.
   if (region !== '') config.region = region;
-  else if (endpoint !== '') config.region = 'us-east-1';
+  else if (endpoint !== undefined) config.region = 'us-east-1';
   if (readBoolean(env, 'S3_FORCE_PATH_STYLE', false)) config.forcePathStyle = true;
   return config;
 }
