@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import pino from 'pino';
 import { bindLogContext, getLogContext, withLogContext } from '../src/logging/logContext.ts';
 import { loggerOptions } from '../src/logging/logger.ts';
+import { cleanEnv, repoRoot } from './helpers/child.ts';
 
 /** A pino logger with the kit's options writing into an array of parsed lines. */
 function sink(env: Record<string, string> = {}) {
@@ -105,4 +107,27 @@ test('bindLogContext binds for the rest of the current async context only', asyn
     log.info({ extra: 1 }, 'one');
     assert.deepEqual(getLogContext(), { request_id: 'x' });
   });
+});
+
+test('the root logger writes each line before the call returns: none lost to a kill, order kept with console output', () => {
+  // SIGKILL runs no exit handler: a line still queued for an asynchronous write is gone.
+  const code = `
+    import { logger } from './src/index.ts';
+    logger.info('first');
+    console.log(JSON.stringify({ msg: 'from console.log' }));
+    for (let i = 0; i < 50; i++) logger.info({ i }, 'burst');
+    logger.info('last');
+    process.kill(process.pid, 'SIGKILL');
+  `;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+    cwd: repoRoot,
+    env: cleanEnv(),
+    encoding: 'utf8',
+  });
+  assert.equal(r.signal, 'SIGKILL');
+  const msgs = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { msg: string }).msg);
+  assert.deepEqual(msgs, ['first', 'from console.log', ...Array(50).fill('burst'), 'last']);
 });
