@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { spawnSync } from 'node:child_process';
+import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import pino from 'pino';
 import { bindLogContext, getLogContext, withLogContext } from '../src/logging/logContext.ts';

@@ -106,4 +106,11 @@ export function loggerOptions(
  * const log = logger.child({ order_id: id });
  * log.info({ amount }, 'payment captured');
  */
-export const logger: Logger = pino(loggerOptions(), pino.destination({ dest: 1, sync: true }));
+export const logger: Logger = pino(loggerOptions(), stdoutDestination());
+
+/** fd 1, written synchronously; or `process.stdout` itself when something (a test runner) has wrapped its `write`, as pino does. */
+function stdoutDestination(): pino.DestinationStream {
+  const stdout = process.stdout;
+  if (stdout.write !== Object.getPrototypeOf(stdout).write) return stdout;
+  return pino.destination({ dest: 1, sync: true });
+}
