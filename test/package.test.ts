@@ -97,3 +97,33 @@ test('a CommonJS app can require the installed package', () => {
   assert.equal(line.msg, 'commonjs consumer');
   assert.equal(line.status_class, 'server_error');
 });
+
+test('the install holds one copy of each OpenTelemetry package: one set of module hooks, nothing loaded twice', () => {
+  // A core package pinned apart from the contrib instrumentations' range nests a copy of
+  // @opentelemetry/instrumentation under each of them: every copy loads its own files and
+  // installs its own require hook.
+  const copies = new Map<string, string[]>();
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const path = join(dir, entry.name);
+      if (entry.name === 'node_modules') {
+        for (const scoped of readdirSync(path, { withFileTypes: true })) {
+          if (!scoped.isDirectory()) continue;
+          if (scoped.name === '@opentelemetry') {
+            for (const pkg of readdirSync(join(path, scoped.name))) {
+              const list = copies.get(pkg) ?? [];
+              list.push(join(path, scoped.name, pkg));
+              copies.set(pkg, list);
+            }
+          }
+        }
+      }
+      walk(path);
+    }
+  };
+  walk(app);
+  assert.ok(copies.has('instrumentation'), 'the install has @opentelemetry/instrumentation');
+  const repeated = [...copies].filter(([, paths]) => paths.length > 1);
+  assert.deepEqual(repeated, []);
+});
