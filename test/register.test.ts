@@ -118,6 +118,28 @@ test('e. OTEL_SDK_DISABLED=true: the app runs and logs, nothing listens on the m
   assert.equal(receiver.spans.filter((s) => s.resource['service.name'] === 'disabled-app').length, 0);
 });
 
+test('OTEL_TRACES_EXPORTER=none: no spans and no warning; metrics and logs go on', async (t) => {
+  const metricsPort = await freePort();
+  const child = startFixture('telemetry-app.mjs', {
+    OTEL_TRACES_EXPORTER: 'none',
+    OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    OTEL_SERVICE_NAME: 'no-traces-app',
+  });
+  t.after(() => child.stop());
+  const line = await child.waitForLine((l) => l.msg === 'inside span');
+  assert.equal(line.trace_id, undefined);
+  await child.waitForLine((l) => l.msg === 'fixture ready');
+  const page = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  assert.match(page, /^http_client_requests_total\{.*service="payments".*\} 1$/m);
+  child.kill('SIGTERM');
+  await child.exited;
+  assert.equal(receiver.spans.filter((s) => s.resource['service.name'] === 'no-traces-app').length, 0);
+  const warnings = child.lines.filter((l) => l.level === 'warn' || l.level === 'error');
+  assert.deepEqual(warnings, []);
+  assert.equal(child.stderrLines().length, 0, child.stderr);
+});
+
 test('g. metrics port already taken: the app starts and serves, with one clear error line', async (t) => {
   const blocker = createServer().listen(0, '0.0.0.0');
   await new Promise((r) => blocker.once('listening', r));

@@ -137,7 +137,7 @@ export async function startTelemetry(
   // gets a warning and the default, as the spec asks, where NodeSDK would build no
   // exporter at all; (2) an unreachable collector cannot hold the process: a shorter
   // default export timeout and FailFastSpanExporter. Other OTEL_TRACES_EXPORTER values
-  // (none, console, zipkin) are left to NodeSDK.
+  // (console, zipkin) are left to NodeSDK; `none` sends spans nowhere.
   let traceExporter: SpanExporter | undefined;
   const tracesExporter = (env.OTEL_TRACES_EXPORTER ?? '').trim().toLowerCase();
   if (tracesExporter === '' || tracesExporter === 'otlp') {
@@ -187,6 +187,9 @@ export async function startTelemetry(
     instrumentations,
     ...(prometheus === undefined ? {} : { metricReaders: [prometheus] }),
     ...(traceExporter === undefined ? {} : { traceExporter }),
+    // `none` turns tracing off and nothing else; NodeSDK would warn that the whole "SDK
+    // will not be initialized" while metrics and log correlation go on working.
+    ...(tracesExporter === 'none' ? { spanProcessors: [] } : {}),
     ...(logsRequested ? {} : { logRecordProcessors: [] }),
   });
   setDiag();
