@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { after, before, describe, test } from 'node:test';
-import { freePort, startFixture } from './helpers/child.ts';
+import { after, before, describe, type TestContext, test } from 'node:test';
+import { type Child, freePort, startFixture } from './helpers/child.ts';
 import { OtlpReceiver, SpanKind } from './helpers/otlpReceiver.ts';
 import { describeFamilies, parseExposition, scrape } from './helpers/prometheusText.ts';
 import { promtool, requireBinary } from './helpers/prometheusTools.ts';
@@ -99,42 +99,46 @@ for (const { fixture, protocol, contentType } of cases) {
   });
 }
 
-test('e. OTEL_SDK_DISABLED=true: the app runs and logs, nothing listens on the metrics port', async (t) => {
+/** The ESM fixture with a metrics port and service name of its own, up and past its span. */
+async function startTelemetryApp(t: TestContext, serviceName: string, env: Record<string, string>) {
   const metricsPort = await freePort();
   const child = startFixture('telemetry-app.mjs', {
-    OTEL_SDK_DISABLED: 'true',
+    ...env,
     OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-    OTEL_SERVICE_NAME: 'disabled-app',
+    OTEL_SERVICE_NAME: serviceName,
   });
   t.after(() => child.stop());
-  const line = await child.waitForLine((l) => l.msg === 'inside span');
-  assert.equal(line.service_name, 'disabled-app');
-  assert.equal(line.trace_id, undefined);
+  const inSpan = await child.waitForLine((l) => l.msg === 'inside span');
   await child.waitForLine((l) => l.msg === 'fixture ready');
-  await assert.rejects(fetch(`http://127.0.0.1:${metricsPort}/metrics`), /fetch failed/);
+  return { child, metricsPort, inSpan };
+}
+
+/** SIGTERM the app, wait for its exit (and its flush), and count the spans the receiver got from it. */
+async function spansAfterExit(child: Child, serviceName: string): Promise<number> {
   child.kill('SIGTERM');
   await child.exited;
-  assert.equal(receiver.spans.filter((s) => s.resource['service.name'] === 'disabled-app').length, 0);
+  return receiver.spans.filter((s) => s.resource['service.name'] === serviceName).length;
+}
+
+test('e. OTEL_SDK_DISABLED=true: the app runs and logs, nothing listens on the metrics port', async (t) => {
+  const { child, metricsPort, inSpan } = await startTelemetryApp(t, 'disabled-app', {
+    OTEL_SDK_DISABLED: 'true',
+  });
+  assert.equal(inSpan.service_name, 'disabled-app');
+  assert.equal(inSpan.trace_id, undefined);
+  await assert.rejects(fetch(`http://127.0.0.1:${metricsPort}/metrics`), /fetch failed/);
+  assert.equal(await spansAfterExit(child, 'disabled-app'), 0);
 });
 
 test('OTEL_TRACES_EXPORTER=none: no spans and no warning; metrics and logs go on', async (t) => {
-  const metricsPort = await freePort();
-  const child = startFixture('telemetry-app.mjs', {
+  const { child, metricsPort, inSpan } = await startTelemetryApp(t, 'no-traces-app', {
     OTEL_TRACES_EXPORTER: 'none',
-    OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-    OTEL_SERVICE_NAME: 'no-traces-app',
   });
-  t.after(() => child.stop());
-  const line = await child.waitForLine((l) => l.msg === 'inside span');
-  assert.equal(line.trace_id, undefined);
-  await child.waitForLine((l) => l.msg === 'fixture ready');
+  assert.equal(inSpan.trace_id, undefined);
   const page = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   assert.match(page, /^http_client_requests_total\{.*service="payments".*\} 1$/m);
-  child.kill('SIGTERM');
-  await child.exited;
-  assert.equal(receiver.spans.filter((s) => s.resource['service.name'] === 'no-traces-app').length, 0);
+  assert.equal(await spansAfterExit(child, 'no-traces-app'), 0);
   const warnings = child.lines.filter((l) => l.level === 'warn' || l.level === 'error');
   assert.deepEqual(warnings, []);
   assert.equal(child.stderrLines().length, 0, child.stderr);
