@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { after, before, describe, type TestContext, test } from 'node:test';
-import { type Child, freePort, startFixture } from './helpers/child.ts';
+import { Child, cleanEnv, freePort, registerPath, startFixture } from './helpers/child.ts';
 import { OtlpReceiver, SpanKind } from './helpers/otlpReceiver.ts';
 import { describeFamilies, parseExposition, scrape } from './helpers/prometheusText.ts';
 import { promtool, requireBinary } from './helpers/prometheusTools.ts';
@@ -267,4 +267,40 @@ test('log lines go over OTLP only when OTEL_LOGS_EXPORTER asks for it', async (t
   };
   assert.equal(await run('logs-stdout-only', undefined), 0);
   assert.ok((await run('logs-over-otlp', 'otlp')) >= 1, 'OTEL_LOGS_EXPORTER=otlp sends the lines');
+});
+
+test('calls through both undici and node:http share one http_client_request_duration family, with no metadata warning', async (t) => {
+  const metricsPort = await freePort();
+  const code = `
+    import { get } from 'node:http';
+    import { createServer } from 'node:http';
+    import { request } from 'undici';
+    const server = createServer((_req, res) => res.end('ok')).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const base = 'http://127.0.0.1:' + server.address().port;
+    await (await request(base + '/via-undici')).body.text();
+    await new Promise((r) => get(base + '/via-http', (res) => { res.resume(); res.on('end', r); }));
+    console.log(JSON.stringify({ msg: 'calls done' }));
+    await new Promise(() => {});
+  `;
+  const child = new Child(
+    ['--import', registerPath, '--input-type=module', '-e', code],
+    cleanEnv({
+      OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    }),
+  );
+  t.after(() => child.stop());
+  await child.waitForLine((l) => l.msg === 'calls done');
+  const page = await scrape(metricsPort);
+  const help = page.split('\n').filter((l) => l.startsWith('# HELP http_client_request_duration '));
+  assert.deepEqual(help, ['# HELP http_client_request_duration Duration of HTTP client requests.']);
+  const counts = page.split('\n').filter((l) => l.startsWith('http_client_request_duration_count{'));
+  assert.equal(counts.length, 2, page);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(
+    child.lines.filter((l) => l.level === 'warn' || l.level === 'error'),
+    [],
+  );
+  assert.equal(child.stderrLines().length, 0, child.stderr);
 });

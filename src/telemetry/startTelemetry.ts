@@ -185,7 +185,7 @@ export async function startTelemetry(
         ? defaultResource()
         : defaultResource().merge(resourceFromAttributes({ 'service.version': version })),
     instrumentations,
-    ...(prometheus === undefined ? {} : { metricReaders: [prometheus] }),
+    ...(prometheus === undefined ? {} : { metricReaders: [prometheus], views: [undiciDurationHelp] }),
     ...(traceExporter === undefined ? {} : { traceExporter }),
     // `none` turns tracing off and nothing else; NodeSDK would warn that the whole "SDK
     // will not be initialized" while metrics and log correlation go on working.
@@ -228,6 +228,18 @@ export async function startTelemetry(
   }
   return state;
 }
+
+/**
+ * The http and undici instrumentations both record `http.client.request.duration`, under
+ * one Prometheus family, with different descriptions: the exporter warns of "Conflicting
+ * HELP comments" at the first scrape of any service that calls out through both (an S3
+ * client and an InstrumentedClient). One description, the semantic conventions' own.
+ */
+const undiciDurationHelp = {
+  instrumentName: 'http.client.request.duration',
+  meterName: '@opentelemetry/instrumentation-undici',
+  description: 'Duration of HTTP client requests.',
+};
 
 function readOtelBoolean(env: Env, name: string): boolean {
   try {
