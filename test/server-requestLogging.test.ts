@@ -1,6 +1,7 @@
 // requestLogging in process, on loopback servers, with the lines captured in memory:
 // the edges the child-process tests (server.test.ts) do not reach.
 import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import express from 'express';
@@ -192,4 +193,60 @@ test('Fastify: validation errors are completed 400s, unknown routes log their pa
   await oneShot(`${base}/missing/42?q=1`, { headers: { 'x-request-id': 'f404' } });
   const missing = await until(() => lines.find((l) => l.request_id === 'f404'));
   assert.deepEqual([missing.path, missing.status_code], ['/missing/42', 404]);
+});
+
+test('lines logged in request and response event listeners carry request_id (node:http, Express, Fastify)', async (t) => {
+  const { logger, lines } = logSink();
+  // The usual node:http way to read a body, and a listener on the response.
+  const readByEvents = (req: IncomingMessage, res: ServerResponse, done: () => void) => {
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+    });
+    req.once('end', () => {
+      logger.info({ size }, 'body read');
+      res.once('finish', () => logger.info('response finished'));
+      res.end('ok');
+      done();
+    });
+  };
+  const node = await serve(
+    t,
+    requestLogging((req, res) => readByEvents(req, res, () => {}), { logger }),
+  );
+  const app = express();
+  app.use(requestLogging.express({ logger }));
+  app.post('/body', (req, res, next) => readByEvents(req, res, next));
+  const viaExpress = await serve(t, app);
+  const fastify = Fastify();
+  await fastify.register(requestLogging.fastify, { logger });
+  // A raw body: Fastify leaves the stream to the handler.
+  fastify.addContentTypeParser('application/octet-stream', (_request, _payload, done) => done(null));
+  fastify.post('/body', (request, reply) => {
+    reply.hijack();
+    readByEvents(request.raw, reply.raw, () => {});
+  });
+  await fastify.listen({ port: 0, host: '127.0.0.1' });
+  t.after(() => fastify.close());
+  const viaFastify = `http://127.0.0.1:${(fastify.server.address() as AddressInfo).port}`;
+  for (const [name, base] of [
+    ['node', node],
+    ['express', viaExpress],
+    ['fastify', viaFastify],
+  ] as const) {
+    const res = await oneShot(`${base}/body`, {
+      method: 'POST',
+      headers: { 'x-request-id': `ev-${name}`, 'content-type': 'application/octet-stream' },
+      body: 'x'.repeat(100_000),
+    });
+    assert.equal(res.status, 200, name);
+    const read = await until(() => lines.find((l) => l.msg === 'body read' && l.request_id === `ev-${name}`));
+    assert.equal(read.size, 100_000);
+    await until(() => lines.find((l) => l.msg === 'response finished' && l.request_id === `ev-${name}`));
+  }
+  // No line of these requests without its id.
+  assert.deepEqual(
+    lines.filter((l) => l.request_id === undefined),
+    [],
+  );
 });

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { withLogContext } from '../logging/logContext.ts';
 import { type Logger, logger as rootLogger } from '../logging/logger.ts';
+import { bindEmitterToContext } from './bindEmitterToContext.ts';
 import { requestIdFrom, requestIdHeader } from './requestId.ts';
 import { urlPath } from './urlPath.ts';
 
@@ -102,6 +103,12 @@ function observe(
   return id;
 }
 
+/** Listeners added to the request or the response from here on run in the current (the request's) context. */
+function bindRequest(req: IncomingMessage, res: ServerResponse): void {
+  bindEmitterToContext(req);
+  bindEmitterToContext(res);
+}
+
 function describeError(error: unknown): { error: string; stack?: string } {
   if (error instanceof Error)
     return error.stack === undefined
@@ -140,6 +147,7 @@ function wrapListener<
   return function loggedListener(this: unknown, req: Req, res: Res): void {
     const id = observe(req, res, o, expressRoute);
     withLogContext({ request_id: id }, () => {
+      bindRequest(req, res);
       let result: unknown;
       try {
         result = listener.call(this, req, res);
@@ -181,9 +189,12 @@ function express(options?: RequestLoggingOptions): ExpressMiddleware {
   const o = resolve(options);
   return function requestLoggingMiddleware(req, res, next) {
     const id = observe(req, res, o, expressRoute);
-    // The rest of the chain runs inside the context; body parsers re-bind their
-    // callbacks to it (raw-body uses AsyncResource), so handlers after them see it too.
-    withLogContext({ request_id: id }, next);
+    // The rest of the chain runs inside the context, and so do the listeners it adds
+    // to the request and the response.
+    withLogContext({ request_id: id }, () => {
+      bindRequest(req, res);
+      next();
+    });
   };
 }
 
@@ -247,9 +258,12 @@ const fastifyPlugin: FastifyRequestLoggingPlugin = function requestLoggingFastif
   const o = resolve(options);
   instance.addHook('onRequest', (request, reply, next) => {
     const id = observe(request.raw, reply.raw, o, () => request.routeOptions?.url);
-    // The rest of the request runs inside the context: Fastify carries it through body
-    // parsing itself (an AsyncResource per parse).
-    withLogContext({ request_id: id }, next);
+    // The rest of the request runs inside the context (Fastify carries it through body
+    // parsing itself), and so do the listeners added to the raw request and response.
+    withLogContext({ request_id: id }, () => {
+      bindRequest(request.raw, reply.raw);
+      next();
+    });
   });
   instance.addHook('onError', (_request, reply, error, next) => {
     recordError(reply.raw, error, error.statusCode);

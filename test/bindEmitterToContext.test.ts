@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { PassThrough, pipeline, Writable } from 'node:stream';
+import { test } from 'node:test';
+import { getLogContext, withLogContext } from '../src/logging/logContext.ts';
+import { bindEmitterToContext } from '../src/server/bindEmitterToContext.ts';
+
+test('listeners added after binding run in the bound context, wherever the event is emitted from', async () => {
+  const emitter = new EventEmitter();
+  const seen: unknown[] = [];
+  withLogContext({ request_id: 'bound' }, () => {
+    bindEmitterToContext(emitter);
+  });
+  // Added outside the context, emitted from a timer outside it: still the bound context.
+  emitter.on('e', () => seen.push(getLogContext().request_id));
+  emitter.once('e', () => seen.push(`once:${String(getLogContext().request_id)}`));
+  emitter.prependListener('e', () => seen.push(`first:${String(getLogContext().request_id)}`));
+  await new Promise<void>((resolve) =>
+    setTimeout(() => {
+      emitter.emit('e');
+      emitter.emit('e');
+      resolve();
+    }, 1),
+  );
+  assert.deepEqual(seen, ['first:bound', 'bound', 'once:bound', 'first:bound', 'bound']);
+});
+
+test('removeListener/off remove what on/once added, and listenerCount follows', () => {
+  const emitter = new EventEmitter();
+  bindEmitterToContext(emitter);
+  let calls = 0;
+  const a = () => calls++;
+  const b = () => calls++;
+  emitter.on('e', a);
+  emitter.once('e', b);
+  assert.equal(emitter.listenerCount('e'), 2);
+  emitter.removeListener('e', b);
+  emitter.off('e', a);
+  assert.equal(emitter.listenerCount('e'), 0);
+  emitter.emit('e');
+  assert.equal(calls, 0);
+  // A listener added on two events is removed from the one named only.
+  emitter.on('x', a);
+  emitter.on('y', a);
+  emitter.off('x', a);
+  assert.deepEqual([emitter.listenerCount('x'), emitter.listenerCount('y')], [0, 1]);
+});
+
+/** Pipe 100 kB from `source` into a sink; the bytes received, the contexts `'data'` ran in, and the listeners left. */
+async function pipe(source: PassThrough) {
+  let received = 0;
+  const contexts = new Set<unknown>();
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      received += chunk.length;
+      callback();
+    },
+  });
+  source.on('data', () => contexts.add(getLogContext().request_id));
+  const done = new Promise<void>((resolve, reject) =>
+    pipeline(source, sink, (error) => (error ? reject(error) : resolve())),
+  );
+  for (let i = 0; i < 100; i++) source.write(Buffer.alloc(1000));
+  source.end();
+  await done;
+  const left = ['data', 'end', 'error', 'close', 'readable'].map((e) => source.listenerCount(e));
+  return { received, contexts: [...contexts], left };
+}
+
+test('streams keep working when bound: pipeline moves every byte and leaves what it leaves unbound', async () => {
+  const bound = new PassThrough();
+  withLogContext({ request_id: 'stream' }, () => bindEmitterToContext(bound));
+  const plain = await pipe(new PassThrough());
+  const wrapped = await pipe(bound);
+  assert.equal(wrapped.received, 100_000);
+  assert.deepEqual(wrapped.contexts, ['stream']);
+  assert.deepEqual(wrapped.left, plain.left);
+});
