@@ -127,6 +127,8 @@ test('e. OTEL_SDK_DISABLED=true: the app runs and logs, nothing listens on the m
   });
   assert.equal(inSpan.service_name, 'disabled-app');
   assert.equal(inSpan.trace_id, undefined);
+  // Given the time the metrics server takes to come up when enabled, nothing listens.
+  await new Promise((r) => setTimeout(r, 500));
   await assert.rejects(fetch(`http://127.0.0.1:${metricsPort}/metrics`), /fetch failed/);
   assert.equal(await spansAfterExit(child, 'disabled-app'), 0);
 });
@@ -136,7 +138,7 @@ test('OTEL_TRACES_EXPORTER=none: no spans and no warning; metrics and logs go on
     OTEL_TRACES_EXPORTER: 'none',
   });
   assert.equal(inSpan.trace_id, undefined);
-  const page = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const page = await scrape(metricsPort);
   assert.match(page, /^http_client_requests_total\{.*service="payments".*\} 1$/m);
   assert.equal(await spansAfterExit(child, 'no-traces-app'), 0);
   const warnings = child.lines.filter((l) => l.level === 'warn' || l.level === 'error');

@@ -92,9 +92,24 @@ export function sampleValue(
   return undefined;
 }
 
-/** Scrape a `/metrics` page. */
-export async function scrape(port: number, host = '127.0.0.1'): Promise<string> {
-  const res = await fetch(`http://${host}:${port}/metrics`);
-  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
-  return res.text();
+/**
+ * Scrape a `/metrics` page. The preload starts serving it once the resource's async
+ * attributes have settled, a few ms after the app's first line (later on a loaded
+ * machine): a refused connection is retried for up to `withinMs`.
+ */
+export async function scrape(port: number, host = '127.0.0.1', withinMs = 5000): Promise<string> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    let res: Response;
+    try {
+      res = await fetch(`http://${host}:${port}/metrics`);
+    } catch (error) {
+      const code = (error as { cause?: { code?: string } }).cause?.code;
+      if (code !== 'ECONNREFUSED' || Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 20));
+      continue;
+    }
+    if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+    return res.text();
+  }
 }
