@@ -102,19 +102,20 @@ const response = (statusCode: number, headers: Record<string, string> = {}): Fak
   return { statusCode, headers, body };
 };
 
+/** An idempotent `GET /` to `dependency` through `policy`, each attempt answered by `attempt`. */
+const getThrough = (
+  policy: InstanceType<typeof HttpRetryPolicy>,
+  dependency: string,
+  attempt: () => Promise<FakeResponse>,
+) => policy.execute({ dependency, method: 'GET', path: '/', idempotent: true, attempt });
+
 test('backoff: jittered doubling within [0.5, 1.5) x initial x 2^n, Retry-After capped at maxDelayMs', async () => {
   const policy = new HttpRetryPolicy({ attempts: 3, initialDelayMs: 40, maxDelayMs: 1000 });
   const at: number[] = [];
   const answers = [response(503), response(503), response(200)];
-  const res = await policy.execute({
-    dependency: 'backoff-dep',
-    method: 'GET',
-    path: '/',
-    idempotent: true,
-    attempt: async () => {
-      at.push(performance.now());
-      return answers[at.length - 1] as FakeResponse;
-    },
+  const res = await getThrough(policy, 'backoff-dep', async () => {
+    at.push(performance.now());
+    return answers[at.length - 1] as FakeResponse;
   });
   assert.equal(res.statusCode, 200);
   assert.equal(answers[0]?.body.dumped, true, 'a retried response is drained');
@@ -126,28 +127,18 @@ test('backoff: jittered doubling within [0.5, 1.5) x initial x 2^n, Retry-After 
   const capped = new HttpRetryPolicy({ attempts: 2, initialDelayMs: 1, maxDelayMs: 50 });
   const started = performance.now();
   let n = 0;
-  await capped.execute({
-    dependency: 'backoff-dep',
-    method: 'GET',
-    path: '/',
-    idempotent: true,
-    attempt: async () => (n++ === 0 ? response(429, { 'retry-after': '30' }) : response(200)),
-  });
+  await getThrough(capped, 'backoff-dep', async () =>
+    n++ === 0 ? response(429, { 'retry-after': '30' }) : response(200),
+  );
   assert.ok(performance.now() - started < 1000, 'Retry-After: 30 waited no longer than maxDelayMs');
 });
 
 test('retries give up after the last attempt with its outcome, and count retry and give_up', async () => {
   const policy = new HttpRetryPolicy({ attempts: 3, initialDelayMs: 1, maxDelayMs: 2 });
   let attempts = 0;
-  const last = await policy.execute({
-    dependency: 'giveup-dep',
-    method: 'GET',
-    path: '/',
-    idempotent: true,
-    attempt: async () => {
-      attempts++;
-      return response(503);
-    },
+  const last = await getThrough(policy, 'giveup-dep', async () => {
+    attempts++;
+    return response(503);
   });
   assert.equal(attempts, 3);
   assert.equal(last.statusCode, 503);
@@ -159,15 +150,9 @@ test('retries give up after the last attempt with its outcome, and count retry a
 
   attempts = 0;
   await assert.rejects(
-    policy.execute({
-      dependency: 'giveup-dep',
-      method: 'GET',
-      path: '/',
-      idempotent: true,
-      attempt: async () => {
-        attempts++;
-        return fail();
-      },
+    getThrough(policy, 'giveup-dep', async () => {
+      attempts++;
+      return fail();
     }),
     { code: 'ECONNREFUSED' },
   );
