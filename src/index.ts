@@ -35,6 +35,14 @@ export {
 } from './resilience/HttpRetryPolicy.ts';
 export { defaultTimeoutsMs, Timeouts, timeouts } from './resilience/timeouts.ts';
 export {
+  isSecretName,
+  redactQuery,
+  redactText,
+  secretNames,
+  secretQueryOnlyNames,
+  secretWords,
+} from './secrets.ts';
+export {
   defaultGracefulShutdownOptions,
   GracefulShutdown,
   type GracefulShutdownOptions,
@@ -67,7 +75,6 @@ export {
   s3Duration,
   s3Requests,
 } from './telemetry/instruments.ts';
-export { redactQuery, secretQueryParams } from './telemetry/redactQuery.ts';
 export {
   type BreakerStateName,
   circuitBreakerState,
@@ -76,5 +83,5 @@ export {
   recordResilienceEvent,
   resilienceEvents,
 } from './telemetry/resilienceInstruments.ts';
-export { shutdownTelemetry } from './telemetry/startTelemetry.ts';
+export { shutdownTelemetry } from './telemetry/telemetryState.ts';
 export { undiciStartSpanHook } from './telemetry/undiciSpanHook.ts';

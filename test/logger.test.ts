@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import pino from 'pino';
 import { bindLogContext, getLogContext, withLogContext } from '../src/logging/logContext.ts';
-import { loggerOptions } from '../src/logging/logger.ts';
+import { createLogger, loggerOptions } from '../src/logging/logger.ts';
 import { cleanEnv, repoRoot } from './helpers/child.ts';
 
 /** A pino logger with the kit's options writing into an array of parsed lines. */
@@ -16,7 +15,7 @@ function sink(env: Record<string, string> = {}) {
       cb();
     },
   });
-  return { log: pino(loggerOptions({ OTEL_SERVICE_NAME: 'checkout', ...env }), stream), lines };
+  return { log: createLogger(loggerOptions({ OTEL_SERVICE_NAME: 'checkout', ...env }), stream), lines };
 }
 
 test('lines carry the level name, ISO time, service identity and message', () => {
@@ -63,6 +62,47 @@ test('secret-bearing fields are redacted at the top level and nested', () => {
   }
   assert.equal((lines[0]?.headers as Record<string, string> | undefined)?.accept, 'json');
   assert.equal(lines[0]?.authorization, '[REDACTED]');
+});
+
+test('secrets are redacted whatever the case of their name, deep in an axios-shaped error and in child bindings', () => {
+  const { log, lines } = sink();
+  // What axios puts on a failed request's error: headers on a class instance with their
+  // original case, the raw request head, the response with its config again.
+  class AxiosHeaders {
+    [name: string]: unknown;
+    constructor(init: Record<string, string>) {
+      Object.assign(this, init);
+    }
+  }
+  const config = {
+    url: 'https://api.example/v1/charges?api_key=k1&page=2',
+    headers: new AxiosHeaders({ Authorization: 'Bearer zzz', Accept: 'application/json' }),
+  };
+  const err = Object.assign(new Error('Request failed with status code 401'), {
+    code: 'ERR_BAD_REQUEST',
+    config,
+    request: { _header: 'POST /v1/charges HTTP/1.1\r\nAuthorization: Bearer zzz\r\nCookie: sid=abc\r\n\r\n' },
+    response: { status: 401, config, headers: { 'Set-Cookie': 'sid=abc' } },
+  });
+  log.info(
+    { headers: { Authorization: 'Bearer zzz', Cookie: 'sid=abc', 'X-Api-Key': 'k1', Accept: 'json' } },
+    'h',
+  );
+  log.error({ err }, 'payment failed');
+  log.child({ DB_PASSWORD: 'hunter2', url: 'postgres://app:hunter2@db/x' }).info('bound');
+  log.info({ url: '/x?token=s3cret&Password=hunter2' }, 'query');
+  const raw = JSON.stringify(lines);
+  for (const secret of ['zzz', 'sid=abc', 'k1', 'hunter2', 's3cret']) {
+    assert.ok(!raw.includes(secret), `${secret} leaked: ${raw}`);
+  }
+  const [headersLine, errLine] = lines;
+  assert.equal((headersLine?.headers as Record<string, string> | undefined)?.Accept, 'json');
+  const loggedErr = errLine?.err as Record<string, unknown>;
+  assert.equal(loggedErr.type, 'Error', 'still serialized as an Error');
+  assert.equal(loggedErr.message, 'Request failed with status code 401');
+  assert.equal(loggedErr.code, 'ERR_BAD_REQUEST', 'a field called code is not a secret');
+  assert.match(String((loggedErr.config as Record<string, unknown>).url), /page=2/);
+  assert.equal(err.config.headers.Authorization, 'Bearer zzz', 'the logged object is not mutated');
 });
 
 test('child loggers bind fields; withLogContext puts fields on every line of an async context', async () => {

@@ -12,9 +12,9 @@ import { type CircuitBreakerOptions, createCircuitBreaker } from '../resilience/
 import { HttpRetryPolicy, type RetryOptions } from '../resilience/HttpRetryPolicy.ts';
 import { timeouts } from '../resilience/timeouts.ts';
 import { describeError, isTimeoutError, transportErrorCode } from '../resilience/transportErrors.ts';
+import { redactQuery } from '../secrets.ts';
 import { classifyStatus } from '../telemetry/classifyStatus.ts';
 import { recordHttpClientRequest } from '../telemetry/instruments.ts';
-import { redactQuery } from '../telemetry/redactQuery.ts';
 import { recordResilienceEvent } from '../telemetry/resilienceInstruments.ts';
 import { withResendCount } from '../telemetry/undiciSpanHook.ts';
 

@@ -4,7 +4,7 @@ import {
   ATTR_URL_FULL,
   ATTR_URL_QUERY,
 } from '@opentelemetry/semantic-conventions';
-import { redactQuery } from './redactQuery.ts';
+import { redactQuery } from '../secrets.ts';
 
 /**
  * The context key of a resend: InstrumentedClient sets it around the 2nd, 3rd... attempt
