@@ -3,48 +3,49 @@
  *
  * Validates the kit's variables (a bad one stops start-up with one line), then starts
  * OpenTelemetry before the app's first module is loaded: ESM hooks for exactly the
- * modules we instrument, the SDK, and the exit hooks that flush telemetry.
+ * modules the instrumentations patch, the SDK, the exit hooks that flush telemetry and
+ * the crash handler. Shipped as one esbuild bundle (`dist/register.js`).
+ *
+ * A service that needs an instrumentation the set does not have adds it from a preload
+ * of its own, imported after this one:
+ *
+ * @example
+ * // telemetry.mjs — node --import otel-service-kit/register --import ./telemetry.mjs app.js
+ * import { addInstrumentations } from 'otel-service-kit/register';
+ * import { MyInstrumentation } from './my-instrumentation.mjs';
+ * await addInstrumentations(new MyInstrumentation());
  */
-import { enableCompileCache, register } from 'node:module';
+import type { Instrumentation } from '@opentelemetry/instrumentation';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { type KitConfig, kitConfigFromEnv } from './src/config.ts';
+import { type EsmHooks, installEsmHooks } from './src/telemetry/esmHooks.ts';
+import { installCrashHandler, installExitHooks } from './src/telemetry/exitHooks.ts';
+import { startTelemetry } from './src/telemetry/startTelemetry.ts';
 
-// Most of the preload's start-up is compiling the SDK's modules; Node's compile cache
-// (kept in the OS temp dir, off with NODE_DISABLE_COMPILE_CACHE=1) makes the second and
-// later starts of a service markedly faster. It also caches the app's own modules.
-enableCompileCache?.();
+const config: KitConfig = kitConfigFromEnv(process.env);
 
-// Imported only now, so that the cache also holds their compiled (and, for the .ts
-// sources, type-stripped) code.
-const { isConfigError, readBoolean, validateKitEnvironment } = await import('./src/config.ts');
-const { installExitHooks, startTelemetry } = await import('./src/telemetry/startTelemetry.ts');
-
-try {
-  validateKitEnvironment(process.env);
-} catch (error) {
-  if (!isConfigError(error)) throw error;
-  process.stderr.write(`otel-service-kit: ${error.message}\n`);
-  process.exit(1);
-}
-
-let disabled = false;
-try {
-  disabled = readBoolean(process.env, 'OTEL_SDK_DISABLED', false);
-} catch {
-  // startTelemetry warns about the bad value and treats it as false.
-}
-
-if (!disabled) {
-  // The loader thread hooks only the modules the instrumentations ask for (by message),
-  // so the rest of the app's imports pay nothing. It must be registered before the
-  // instrumentations are enabled, and acknowledged before the app's imports start.
-  // Registered only once the SDK's own modules are loaded: every import after it takes
-  // a round trip through the loader thread.
-  const { createAddHookMessageChannel } = await import('import-in-the-middle');
-  const { registerOptions, waitForAllMessagesAcknowledged } = createAddHookMessageChannel();
-  await startTelemetry(process.env, () =>
-    register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions),
-  );
+let hooks: EsmHooks | undefined;
+const state = await startTelemetry(process.env, {
+  // Registered once the SDK's modules are loaded and before any instrumentation hooks anything.
+  beforeInstrumenting: (instrumentations) => {
+    hooks = installEsmHooks();
+    hooks.add(instrumentations);
+  },
+});
+if (state.shutdownSdk !== undefined) {
   installExitHooks();
-  await waitForAllMessagesAcknowledged();
-} else {
-  await startTelemetry(process.env);
+  if (config.crashHandler) installCrashHandler();
+}
+await hooks?.ready();
+
+/**
+ * Add instrumentations the preload's set does not have (your own, or one you installed),
+ * before the app loads the modules they patch. They get the preload's tracer and meter
+ * providers. Resolves once their ESM hooks are in place.
+ */
+export async function addInstrumentations(...instrumentations: Instrumentation[]): Promise<void> {
+  if (state.shutdownSdk === undefined) return;
+  hooks?.add(instrumentations);
+  registerInstrumentations({ instrumentations });
+  await hooks?.ready();
 }

@@ -90,15 +90,41 @@ export function readString(env: Env, name: string, fallback: string): string {
 }
 
 /**
- * An `OTEL_*` number: a bad value is reported through `warn` and the default is used,
- * because telemetry settings never stop a service from starting.
+ * An `OTEL_*` whole number within `range`: a bad value is reported through `warn` and
+ * `fallback` is used (undefined: the SDK's own default), because telemetry settings
+ * never stop a service from starting.
  */
-export function readOtelPort(env: Env, name: string, fallback: number, warn: (msg: string) => void): number {
+export function readOtelNumber(
+  env: Env,
+  name: string,
+  fallback: number,
+  warn: (msg: string) => void,
+  range?: { min?: number; max?: number },
+): number;
+export function readOtelNumber(
+  env: Env,
+  name: string,
+  fallback: number | undefined,
+  warn: (msg: string) => void,
+  range?: { min?: number; max?: number },
+): number | undefined;
+export function readOtelNumber(
+  env: Env,
+  name: string,
+  fallback: number | undefined,
+  warn: (msg: string) => void,
+  range: { min?: number; max?: number } = {},
+): number | undefined {
   const value = present(env, name);
   if (value === undefined) return fallback;
+  const { min = 0, max = Number.MAX_SAFE_INTEGER } = range;
   const n = Number(value);
-  if (/^\d+$/.test(value) && n >= 1 && n <= 65535) return n;
-  warn(`invalid ${name}=${JSON.stringify(value)}: expected a port number 1-65535; using ${fallback}`);
+  if (/^\d+$/.test(value) && n >= min && n <= max) return n;
+  const expected =
+    max === Number.MAX_SAFE_INTEGER ? `a whole number, ${min} or more` : `a whole number ${min}-${max}`;
+  warn(
+    `invalid ${name}=${JSON.stringify(value)}: expected ${expected}; using ${fallback ?? 'the SDK default'}`,
+  );
   return fallback;
 }
 
@@ -165,25 +191,82 @@ export type LogLevel = (typeof logLevels)[number];
 export const shutdownDefaultsMs = Object.freeze({ timeout: 30_000, drainDelay: 0 });
 
 /**
- * Validate every kit variable that is set, so a bad value stops start-up at once (in the
- * preload) rather than at the first request that reads it. Throws `ConfigError`.
- * `*_TIMEOUT_MS` variables other than `OTEL_*` ones are the per-dependency timeouts.
+ * The kit's own settings, read from the environment and validated once, at start-up.
+ * Frozen: a module that needs a setting receives it from here.
  */
-export function validateKitEnvironment(env: Env): void {
-  readEnum(env, 'LOG_LEVEL', logLevels, 'info');
-  readPositiveMs(env, 'TELEMETRY_FLUSH_TIMEOUT_MS', 1);
-  const shutdownTimeout = readPositiveMs(env, 'SHUTDOWN_TIMEOUT_MS', shutdownDefaultsMs.timeout);
-  const drainDelay = readNonNegativeMs(env, 'SHUTDOWN_DRAIN_DELAY_MS', shutdownDefaultsMs.drainDelay);
-  if (drainDelay >= shutdownTimeout) {
-    throw new ConfigError(
-      'SHUTDOWN_DRAIN_DELAY_MS',
-      String(env.SHUTDOWN_DRAIN_DELAY_MS),
-      `less than the shutdown timeout (${shutdownTimeout} ms)`,
-    );
+export interface KitConfig {
+  /** `LOG_LEVEL`, default `info`. */
+  readonly logLevel: LogLevel;
+  /** `TELEMETRY_FLUSH_TIMEOUT_MS`: the longest the final telemetry flush may take, default 2000. */
+  readonly flushTimeoutMs: number;
+  /** `TELEMETRY_CRASH_HANDLER`: the preload logs, flushes and exits on an uncaught exception, default true. */
+  readonly crashHandler: boolean;
+  /** `TELEMETRY_RESOURCE_COMMAND_LINE`: publish the process's command line as resource attributes, default false. */
+  readonly resourceCommandLine: boolean;
+  /** `SHUTDOWN_TIMEOUT_MS` and `SHUTDOWN_DRAIN_DELAY_MS`, in ms. */
+  readonly shutdown: { readonly timeoutMs: number; readonly drainDelayMs: number };
+  /** Every `<NAME>_TIMEOUT_MS` that is set, by dependency name (see `readDependencyTimeoutsMs`). */
+  readonly dependencyTimeoutsMs: Readonly<Record<string, number>>;
+  /** `S3_ENDPOINT` and `S3_FORCE_PATH_STYLE`. */
+  readonly s3: { readonly endpoint: string | undefined; readonly forcePathStyle: boolean };
+}
+
+/** The variables ending in `_TIMEOUT_MS` that are not per-dependency timeouts. */
+const notDependencyTimeouts = /^(OTEL_|SHUTDOWN_|TELEMETRY_)/;
+
+/**
+ * Every per-dependency timeout that is set: `<NAME>_TIMEOUT_MS` (other than `OTEL_*`,
+ * `SHUTDOWN_*` and `TELEMETRY_*`), by dependency name (`PAYMENT_API`), validated.
+ */
+export function readDependencyTimeoutsMs(env: Env): Readonly<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const name of Object.keys(env).sort()) {
+    if (name.endsWith('_TIMEOUT_MS') && !notDependencyTimeouts.test(name))
+      out[name.slice(0, -'_TIMEOUT_MS'.length)] = readPositiveMs(env, name, 1);
   }
-  for (const name of Object.keys(env)) {
-    if (name.endsWith('_TIMEOUT_MS') && !name.startsWith('OTEL_')) readPositiveMs(env, name, 1);
+  return Object.freeze(out);
+}
+
+/**
+ * Read and validate every kit variable, so a bad value stops start-up at once (in the
+ * preload) rather than at the first request that reads it. Throws `ConfigError`.
+ */
+export function readKitConfig(env: Env): KitConfig {
+  const timeoutMs = readPositiveMs(env, 'SHUTDOWN_TIMEOUT_MS', shutdownDefaultsMs.timeout);
+  const drainDelayMs = readNonNegativeMs(env, 'SHUTDOWN_DRAIN_DELAY_MS', shutdownDefaultsMs.drainDelay);
+  checkDrainDelay(drainDelayMs, timeoutMs, String(env.SHUTDOWN_DRAIN_DELAY_MS ?? drainDelayMs));
+  const dependencyTimeoutsMs = readDependencyTimeoutsMs(env);
+  return Object.freeze({
+    logLevel: readEnum(env, 'LOG_LEVEL', logLevels, 'info'),
+    flushTimeoutMs: readPositiveMs(env, 'TELEMETRY_FLUSH_TIMEOUT_MS', 2000),
+    crashHandler: readBoolean(env, 'TELEMETRY_CRASH_HANDLER', true),
+    resourceCommandLine: readBoolean(env, 'TELEMETRY_RESOURCE_COMMAND_LINE', false),
+    shutdown: Object.freeze({ timeoutMs, drainDelayMs }),
+    dependencyTimeoutsMs,
+    s3: Object.freeze({
+      endpoint: readHttpUrl(env, 'S3_ENDPOINT'),
+      forcePathStyle: readBoolean(env, 'S3_FORCE_PATH_STYLE', false),
+    }),
+  });
+}
+
+/** The drain delay must leave time to close before the shutdown timeout: the one place this rule lives. */
+export function checkDrainDelay(drainDelayMs: number, timeoutMs: number, raw: string): void {
+  if (drainDelayMs >= timeoutMs) {
+    throw new ConfigError('SHUTDOWN_DRAIN_DELAY_MS', raw, `less than the shutdown timeout (${timeoutMs} ms)`);
   }
-  readHttpUrl(env, 'S3_ENDPOINT');
-  readBoolean(env, 'S3_FORCE_PATH_STYLE', false);
+}
+
+/**
+ * The preload's configuration: `readKitConfig`, or one line naming the bad variable on
+ * stderr and exit status 1.
+ */
+export function kitConfigFromEnv(env: Env): KitConfig {
+  try {
+    return readKitConfig(env);
+  } catch (error) {
+    if (!isConfigError(error)) throw error;
+    process.stderr.write(`otel-service-kit: ${error.message}\n`);
+    process.exit(1);
+  }
 }

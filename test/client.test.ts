@@ -1,12 +1,12 @@
 // InstrumentedClient as a service uses it: a child process started with
-// `node --import ./register.ts`, calling real loopback servers that script faults; its
+// `node --import ./dist/register.js`, calling real loopback servers that script faults; its
 // log lines read from stdout, its metrics scraped from /metrics, its spans received over OTLP.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Child, freePort, startFixture } from './helpers/child.ts';
 import { FaultServer } from './helpers/faultServer.ts';
-import { OtlpReceiver, type ReceivedSpan, SpanKind } from './helpers/otlpReceiver.ts';
+import { isRequestSpan, OtlpReceiver, type ReceivedSpan, SpanKind } from './helpers/otlpReceiver.ts';
 import { parseExposition, sampleValue, scrape } from './helpers/prometheusText.ts';
 
 type Line = Record<string, unknown>;
@@ -78,7 +78,7 @@ async function spansOfCall(
     call = spans.find((s) => s.name === name && s.scope === 'otel-service-kit');
     if (call === undefined) return false;
     const parent = call.spanId;
-    attempts = spans.filter((s) => s.parentSpanId === parent && s.kind === SpanKind.CLIENT);
+    attempts = spans.filter((s) => s.parentSpanId === parent && isRequestSpan(s));
     return attempts.length >= clientSpans;
   });
   assert.ok(call);

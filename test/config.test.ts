@@ -5,12 +5,12 @@ import {
   isConfigError,
   readBoolean,
   readEnum,
+  readKitConfig,
   readNonNegativeMs,
-  readOtelPort,
+  readOtelNumber,
   readPositiveMs,
   resourceAttributes,
   serviceIdentity,
-  validateKitEnvironment,
 } from '../src/config.ts';
 import { Timeouts, timeoutKey } from '../src/resilience/timeouts.ts';
 
@@ -45,44 +45,38 @@ test('enums and booleans', () => {
 test('OTEL_* values warn and fall back instead of throwing', () => {
   const warnings: string[] = [];
   assert.equal(
-    readOtelPort({ P: 'http' }, 'P', 9464, (m) => warnings.push(m)),
+    readOtelNumber({ P: 'http' }, 'P', 9464, (m) => warnings.push(m), { min: 1, max: 65535 }),
     9464,
   );
   assert.equal(
-    readOtelPort({ P: '0' }, 'P', 9464, (m) => warnings.push(m)),
+    readOtelNumber({ P: '0' }, 'P', 9464, (m) => warnings.push(m), { min: 1, max: 65535 }),
     9464,
   );
   assert.equal(
-    readOtelPort({ P: '9100' }, 'P', 9464, (m) => warnings.push(m)),
+    readOtelNumber({ P: '9100' }, 'P', 9464, (m) => warnings.push(m), { min: 1, max: 65535 }),
     9100,
   );
   assert.equal(warnings.length, 2);
   assert.match(warnings[0] ?? '', /invalid P="http".*using 9464/);
 });
 
-test('validateKitEnvironment checks every kit variable that is set', () => {
-  validateKitEnvironment({
+test('readKitConfig checks every kit variable that is set', () => {
+  readKitConfig({
     LOG_LEVEL: 'debug',
     PAYMENT_API_TIMEOUT_MS: '200',
     OTEL_EXPORTER_OTLP_TIMEOUT: 'x',
   });
-  assert.throws(() => validateKitEnvironment({ LOG_LEVEL: 'loud' }), /LOG_LEVEL/);
-  assert.throws(() => validateKitEnvironment({ SHUTDOWN_DRAIN_DELAY_MS: 'soon' }), /SHUTDOWN_DRAIN_DELAY_MS/);
-  assert.throws(() => validateKitEnvironment({ INVENTORY_TIMEOUT_MS: '0' }), /INVENTORY_TIMEOUT_MS="0"/);
+  assert.throws(() => readKitConfig({ LOG_LEVEL: 'loud' }), /LOG_LEVEL/);
+  assert.throws(() => readKitConfig({ SHUTDOWN_DRAIN_DELAY_MS: 'soon' }), /SHUTDOWN_DRAIN_DELAY_MS/);
+  assert.throws(() => readKitConfig({ INVENTORY_TIMEOUT_MS: '0' }), /INVENTORY_TIMEOUT_MS="0"/);
   assert.throws(
-    () => validateKitEnvironment({ SHUTDOWN_DRAIN_DELAY_MS: '30000' }),
+    () => readKitConfig({ SHUTDOWN_DRAIN_DELAY_MS: '30000' }),
     /invalid SHUTDOWN_DRAIN_DELAY_MS="30000": expected less than the shutdown timeout \(30000 ms\)/,
   );
-  validateKitEnvironment({ SHUTDOWN_TIMEOUT_MS: '60000', SHUTDOWN_DRAIN_DELAY_MS: '30000' });
-  assert.throws(
-    () => validateKitEnvironment({ S3_ENDPOINT: 'minio:9000' }),
-    /invalid S3_ENDPOINT="minio:9000"/,
-  );
-  assert.throws(
-    () => validateKitEnvironment({ S3_FORCE_PATH_STYLE: 'yes' }),
-    /invalid S3_FORCE_PATH_STYLE="yes"/,
-  );
-  validateKitEnvironment({ S3_ENDPOINT: 'http://127.0.0.1:9000', S3_FORCE_PATH_STYLE: 'true' });
+  readKitConfig({ SHUTDOWN_TIMEOUT_MS: '60000', SHUTDOWN_DRAIN_DELAY_MS: '30000' });
+  assert.throws(() => readKitConfig({ S3_ENDPOINT: 'minio:9000' }), /invalid S3_ENDPOINT="minio:9000"/);
+  assert.throws(() => readKitConfig({ S3_FORCE_PATH_STYLE: 'yes' }), /invalid S3_FORCE_PATH_STYLE="yes"/);
+  readKitConfig({ S3_ENDPOINT: 'http://127.0.0.1:9000', S3_FORCE_PATH_STYLE: 'true' });
 });
 
 test('service identity from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES', () => {

@@ -1,11 +1,11 @@
 // The preload, tested only as users run it: child processes started with
-// `node --import ./register.ts <app>`, a loopback OTLP receiver, a real scrape.
+// `node --import ./dist/register.js <app>`, a loopback OTLP receiver, a real scrape.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import { Child, cleanEnv, freePort, registerPath, startFixture } from './helpers/child.ts';
-import { OtlpReceiver, SpanKind } from './helpers/otlpReceiver.ts';
+import { isRequestSpan, OtlpReceiver, SpanKind } from './helpers/otlpReceiver.ts';
 import { describeFamilies, parseExposition, scrape } from './helpers/prometheusText.ts';
 import { promtool, requireBinary } from './helpers/prometheusTools.ts';
 
@@ -71,7 +71,7 @@ for (const { fixture, protocol, contentType } of cases) {
       for (const s of mine) assert.equal(s.contentType, contentType);
       const work = mine.find((s) => s.name === 'fixture-work');
       assert.ok(work);
-      const clients = mine.filter((s) => s.kind === SpanKind.CLIENT);
+      const clients = mine.filter(isRequestSpan);
       assert.equal(
         clients.length,
         2,
@@ -230,7 +230,7 @@ test('a script that finishes on its own has its spans flushed at exit (beforeExi
   const exit = await child.exited;
   assert.equal(exit.code, 0, child.stderr);
   const spans = receiver.spans.filter((s) => s.resource['service.name'] === 'short-lived');
-  assert.equal(spans.filter((s) => s.kind === SpanKind.CLIENT).length, 3);
+  assert.equal(spans.filter(isRequestSpan).length, 3);
   assert.equal(spans.filter((s) => s.kind === SpanKind.SERVER).length, 3);
 });
 

@@ -8,14 +8,14 @@ import { test } from 'node:test';
 import { Child, cleanEnv, freePort, repoRoot } from './helpers/child.ts';
 
 /**
- * A copy of the kit (sources, preload, package.json) beside a node_modules that links
+ * A copy of the kit (sources, built preload, package.json) beside a node_modules that links
  * every installed package except the AWS SDK's: from there `@aws-sdk/client-s3` cannot
  * be resolved, as in an app that never installed it. Copied, not linked: Node resolves a
  * linked module from its real path, where the SDK is installed.
  */
 function appWithoutAwsSdk(): string {
   const dir = mkdtempSync(join(tmpdir(), 'osk-no-aws-sdk-'));
-  for (const entry of ['src', 'register.ts', 'package.json', 'test/fixtures/s3-no-sdk-app.mjs']) {
+  for (const entry of ['src', 'dist/register.js', 'package.json', 'test/fixtures/s3-no-sdk-app.mjs']) {
     cpSync(join(repoRoot, entry), join(dir, entry), { recursive: true });
   }
   const modules = join(dir, 'node_modules');
@@ -31,9 +31,10 @@ test('an app without @aws-sdk/client-s3 imports the kit and runs; InstrumentedS3
   const dir = appWithoutAwsSdk();
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const child = new Child(
-    ['--import', join(dir, 'register.ts'), join(dir, 'test/fixtures/s3-no-sdk-app.mjs')],
+    ['--import', join(dir, 'dist/register.js'), join(dir, 'test/fixtures/s3-no-sdk-app.mjs')],
     cleanEnv({
       OTEL_SERVICE_NAME: 'no-aws-sdk',
+      OTEL_TRACES_EXPORTER: 'none',
       OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
       OTEL_EXPORTER_PROMETHEUS_PORT: String(await freePort()),
     }),

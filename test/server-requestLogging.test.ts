@@ -8,6 +8,7 @@ import express from 'express';
 import Fastify from 'fastify';
 import { request } from 'undici';
 import { getLogContext } from '../src/logging/logContext.ts';
+import { Health } from '../src/server/health.ts';
 import { isSaneRequestId, requestIdFrom } from '../src/server/requestId.ts';
 import { requestLogging } from '../src/server/requestLogging.ts';
 import { oneShot, uuidPattern } from './helpers/httpClient.ts';
@@ -118,16 +119,21 @@ test('a client that goes away before the answer: "request aborted" at warn', asy
   assert.equal(line.level, 'warn');
 });
 
-test('quietPaths: those completions at debug, the rest at info', async (t) => {
+test('quietPaths and every probe path (a custom readyPath of Health too) at debug, the rest at info', async (t) => {
   const { logger, lines } = logSink();
+  new Health({ readyPath: '/ready-custom' });
   const base = await serve(
     t,
-    requestLogging((_req, res) => res.end('ok'), { logger, quietPaths: ['/healthz'] }),
+    requestLogging((_req, res) => res.end('ok'), { logger, quietPaths: ['/internal/ping'] }),
   );
-  await oneShot(`${base}/healthz?probe=1`, { headers: { 'x-request-id': 'q1' } });
+  await oneShot(`${base}/internal/ping?probe=1`, { headers: { 'x-request-id': 'q1' } });
   await oneShot(`${base}/health/live`, { headers: { 'x-request-id': 'q2' } });
+  await oneShot(`${base}/ready-custom`, { headers: { 'x-request-id': 'q3' } });
+  await oneShot(`${base}/version`, { headers: { 'x-request-id': 'q4' } });
   assert.equal((await until(() => lines.find((l) => l.request_id === 'q1'))).level, 'debug');
-  assert.equal((await until(() => lines.find((l) => l.request_id === 'q2'))).level, 'info');
+  assert.equal((await until(() => lines.find((l) => l.request_id === 'q2'))).level, 'debug');
+  assert.equal((await until(() => lines.find((l) => l.request_id === 'q3'))).level, 'debug');
+  assert.equal((await until(() => lines.find((l) => l.request_id === 'q4'))).level, 'info');
 });
 
 test("Express: 4xx errors are the client's (completed), 5xx ones are failures", async (t) => {

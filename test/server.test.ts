@@ -1,5 +1,5 @@
 // Request logging and health, the same tests for a node:http, an Express and a Fastify
-// service, each run as users run it: `node --import ./register.ts`, a loopback OTLP
+// service, each run as users run it: `node --import ./dist/register.js`, a loopback OTLP
 // receiver, a downstream peer called through InstrumentedClient.
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';

@@ -1,5 +1,5 @@
 // GracefulShutdown with real servers and real signals: child processes started with
-// `node --import ./register.ts`, a loopback OTLP receiver, undici keep-alive clients.
+// `node --import ./dist/register.js`, a loopback OTLP receiver, undici keep-alive clients.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client } from 'undici';

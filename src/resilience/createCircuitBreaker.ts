@@ -65,6 +65,10 @@ function stateName(state: CircuitState): BreakerStateName {
 
 const transitionEvent = { open: 'open', half_open: 'half_open', closed: 'close' } as const;
 
+function breakerState(policy: CircuitBreakerPolicy): BreakerStateName {
+  return stateName(policy.state);
+}
+
 /**
  * A named circuit breaker: a cockatiel `CircuitBreakerPolicy` (use its `execute(fn)`)
  * that opens after `failMax` consecutive failures, fails fast with cockatiel's
@@ -113,7 +117,10 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
       'circuit_breaker.new_state': new_state,
     });
   });
-  observeBreakerState(name, policy, () => current);
+  // The gauge reads the state from the policy it holds weakly, through a function that
+  // closes over nothing here: a closure of this scope would share it with `execute`
+  // below, which holds the policy, and keep every breaker alive for good.
+  observeBreakerState(name, policy, breakerState);
 
   // cockatiel has no event for a call refused by an open breaker. Its own execute is
   // wrapped on this instance: a BrokenCircuitError thrown before `fn` ran is a rejection

@@ -1,4 +1,4 @@
-import { type Env, readPositiveMs } from '../config.ts';
+import { type Env, readDependencyTimeoutsMs } from '../config.ts';
 
 /** Built-in per-dependency defaults, in ms (the seed's TimeoutConfig). */
 export const defaultTimeoutsMs: Readonly<Record<string, number>> = Object.freeze({
@@ -34,10 +34,7 @@ export class Timeouts {
   readonly #fromEnv = new Map<string, number>();
 
   constructor(env: Env = process.env) {
-    for (const name of Object.keys(env)) {
-      if (!name.endsWith('_TIMEOUT_MS') || name.startsWith('OTEL_')) continue;
-      this.#fromEnv.set(name.slice(0, -'_TIMEOUT_MS'.length), readPositiveMs(env, name, 1));
-    }
+    for (const [name, ms] of Object.entries(readDependencyTimeoutsMs(env))) this.#fromEnv.set(name, ms);
   }
 
   /**

@@ -4,7 +4,7 @@ import { constants } from 'node:os';
 import { Server as TlsServer } from 'node:tls';
 import { ConfigError, type Env, readNonNegativeMs, readPositiveMs, shutdownDefaultsMs } from '../config.ts';
 import { type Logger, logger as rootLogger } from '../logging/logger.ts';
-import { claimShutdownSignals, shutdownTelemetry } from '../telemetry/startTelemetry.ts';
+import { claimShutdownSignals, shutdownTelemetry } from '../telemetry/telemetryState.ts';
 import { type Health, health as sharedHealth } from './health.ts';
 
 /** Options of `GracefulShutdown`. */

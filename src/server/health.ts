@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Logger, logger as rootLogger } from '../logging/logger.ts';
+import { addProbePath } from '../telemetry/probePaths.ts';
 import { urlPath } from './urlPath.ts';
 
 /**
@@ -137,6 +138,9 @@ export class Health {
 
   constructor(options?: HealthOptions) {
     this.#options = { ...defaultHealthOptions, ...options };
+    // Probes are neither traced nor logged at info, whatever paths they are served on.
+    addProbePath(this.#options.livePath);
+    addProbePath(this.#options.readyPath);
     const { cacheMs } = this.#options;
     if (!Number.isFinite(cacheMs) || cacheMs < 0) {
       throw new RangeError(`Health: cacheMs must be a number of milliseconds, 0 or more; got ${cacheMs}`);

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { withLogContext } from '../logging/logContext.ts';
 import { type Logger, logger as rootLogger } from '../logging/logger.ts';
+import { isProbePath } from '../telemetry/probePaths.ts';
 import { bindEmitterToContext } from './bindEmitterToContext.ts';
 import { requestIdFrom, requestIdHeader } from './requestId.ts';
 import { urlPath } from './urlPath.ts';
@@ -11,8 +12,9 @@ export interface RequestLoggingOptions {
   logger?: Logger;
   /**
    * Paths (without query string) whose completions are logged at `debug` rather than
-   * `info`, so probes and scrapes do not flood the log.
-   * Default: `/health/live`, `/health/ready`, `/metrics`.
+   * `info`, so probes and scrapes do not flood the log, besides the probe paths, which
+   * always are (`/health/live`, `/health/ready` and the paths a `Health` serves).
+   * Default: `/metrics`.
    */
   quietPaths?: readonly string[];
 }
@@ -20,7 +22,7 @@ export interface RequestLoggingOptions {
 /** The defaults of `RequestLoggingOptions`. */
 export const defaultRequestLoggingOptions: Readonly<Required<RequestLoggingOptions>> = Object.freeze({
   logger: rootLogger,
-  quietPaths: Object.freeze(['/health/live', '/health/ready', '/metrics']),
+  quietPaths: Object.freeze(['/metrics']),
 });
 
 interface Resolved {
@@ -94,7 +96,7 @@ function observe(
       // The client (or a forced shutdown) closed the connection before the response was
       // complete: not a server error, but worth seeing.
       o.logger.warn(fields, 'request aborted');
-    } else if (o.quiet.has(rawPath)) {
+    } else if (o.quiet.has(rawPath) || isProbePath(rawPath)) {
       o.logger.debug(fields, 'request completed');
     } else {
       o.logger.info(fields, 'request completed');

@@ -8,7 +8,11 @@ import type { DiagLogger } from '@opentelemetry/api';
  * before pino is loaded (loading it early would bypass its instrumentation) and when the
  * app's stdout is a pipe that is already closed.
  */
-export function internalLog(level: 'debug' | 'info' | 'warn' | 'error', msg: string, extra?: object): void {
+export function internalLog(
+  level: 'debug' | 'info' | 'warn' | 'error' | 'fatal',
+  msg: string,
+  extra?: object,
+): void {
   try {
     const line = JSON.stringify({
       level,
@@ -29,9 +33,11 @@ export function internalLog(level: 'debug' | 'info' | 'warn' | 'error', msg: str
  * The OTLP exporter reports every failed batch; with the collector down that is a line
  * every few seconds forever. Messages are keyed by their text with digits removed (ports,
  * counts and durations vary between otherwise identical reports); a repeat is counted,
- * not printed. After `max` distinct messages only a final summary line would be useful,
- * so the logger falls silent.
+ * not printed. After `max` distinct messages the logger falls silent. Each line is at
+ * most 300 characters.
  */
+const maxLength = 300;
+
 export class OnceDiagLogger implements DiagLogger {
   readonly #seen = new Map<string, number>();
   readonly #max: number;
@@ -49,7 +55,10 @@ export class OnceDiagLogger implements DiagLogger {
   }
 
   #report(level: 'debug' | 'info' | 'warn' | 'error', message: string, args: unknown[]): void {
-    const text = [message, ...args.map(describe)].filter((s) => s !== '').join(' ');
+    const full = [message, ...args.map(describe)].filter((s) => s !== '').join(' ');
+    // Short, whatever the SDK passes: an answer that was not a collector's (a web page,
+    // decoded as a byte array) once made one 366 kB line.
+    const text = full.length <= maxLength ? full : `${full.slice(0, maxLength)}… (${full.length} characters)`;
     const key = text.replace(/\d+/g, '#').slice(0, 200);
     const count = this.#seen.get(key);
     if (count !== undefined) {

@@ -58,34 +58,46 @@ export function recordResilienceEvent(
 interface BreakerEntry {
   /** Held weakly: a breaker nobody uses any more leaves the gauge once it is collected. */
   readonly ref: WeakRef<object>;
-  readonly read: () => BreakerStateName;
+  readonly read: (owner: never) => BreakerStateName;
   readonly labels: readonly Attributes[];
 }
 
 const breakers = new Map<string, BreakerEntry>();
 
+// A collected breaker's entry goes at once, not at the next scrape: a service that makes
+// breakers per tenant or per host and is rarely scraped must not pile them up.
+const forget = new FinalizationRegistry<string>((name) => {
+  if (breakers.get(name)?.ref.deref() === undefined) breakers.delete(name);
+});
+
 /**
  * Report breaker `name`'s state on `circuit_breaker_state` for as long as `owner` is
- * alive (a later breaker with the same name takes its place). `read` must be cheap: it
- * runs at every collection.
+ * alive (a later breaker with the same name takes its place). `read` gets the owner and
+ * must not hold it (a closure over it would keep it alive); it runs at every collection.
  */
-export function observeBreakerState(name: string, owner: object, read: () => BreakerStateName): void {
+export function observeBreakerState<T extends object>(
+  name: string,
+  owner: T,
+  read: (owner: T) => BreakerStateName,
+): void {
   breakers.set(name, {
     ref: new WeakRef(owner),
-    read,
+    read: read as (owner: never) => BreakerStateName,
     labels: breakerStates.map((state) => Object.freeze({ breaker: name, state })),
   });
+  forget.register(owner, name);
 }
 
 circuitBreakerState.addCallback((result) => {
   for (const [name, entry] of breakers) {
-    if (entry.ref.deref() === undefined) {
+    const owner = entry.ref.deref();
+    if (owner === undefined) {
       breakers.delete(name);
       continue;
     }
     let current: BreakerStateName;
     try {
-      current = entry.read();
+      current = (entry.read as (owner: object) => BreakerStateName)(owner);
     } catch {
       continue;
     }

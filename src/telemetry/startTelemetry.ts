@@ -1,41 +1,44 @@
-import type { IncomingMessage } from 'node:http';
-import { DiagLogLevel, diag } from '@opentelemetry/api';
+import { DiagLogLevel, diag, metrics } from '@opentelemetry/api';
+import { setGlobalErrorHandler } from '@opentelemetry/core';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
-import type { SpanExporter } from '@opentelemetry/sdk-trace';
+import {
+  defaultResource,
+  detectResources,
+  type Resource,
+  resourceFromAttributes,
+} from '@opentelemetry/resources';
+import {
+  ConsoleMetricExporter,
+  MeterProvider,
+  type MetricReader,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import {
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  SimpleSpanProcessor,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace';
 import {
   type Env,
   readBoolean,
   readOtelEnum,
-  readOtelPort,
+  readOtelNumber,
   readPositiveMs,
-  resourceAttributes,
+  serviceIdentity,
 } from '../config.ts';
-import { FailFastSpanExporter, isTraceExportFailedError } from './FailFastSpanExporter.ts';
+import { CollectorConnections, FailFastSpanExporter } from './FailFastSpanExporter.ts';
+import { kitInstrumentations } from './instrumentations.ts';
 import { internalLog, OnceDiagLogger } from './internalLog.ts';
-import { undiciStartSpanHook } from './undiciSpanHook.ts';
+import { RedactingSpanProcessor } from './RedactingSpanProcessor.ts';
+import { resourceDetectors } from './resource.ts';
+import { isTraceExportFailedError } from './TraceExportFailedError.ts';
+import { claimTelemetryState, type TelemetryState, telemetryState } from './telemetryState.ts';
 
-/** What `startTelemetry` set up; kept on `globalThis` so every copy of the kit sees one SDK. */
-interface TelemetryState {
-  /** True when `OTEL_SDK_DISABLED=true`: nothing was started, the API stays a no-op. */
-  disabled: boolean;
-  /** Shuts the SDK down (flushing traces, metrics and logs); undefined when disabled. */
-  shutdownSdk: (() => Promise<void>) | undefined;
-  /** Where `/metrics` is served, or undefined when it is not. */
-  metrics: { host: string; port: number } | undefined;
-  /** Bounded wait for the final flush, in ms (`TELEMETRY_FLUSH_TIMEOUT_MS`, default 2000). */
-  flushTimeoutMs: number;
-  /** Set by a graceful-shutdown owner: the preload's own signal handlers then stand down. */
-  signalOwner: string | undefined;
-  shutdownPromise: Promise<void> | undefined;
-}
-
-const stateKey = Symbol.for('otel-service-kit.telemetry');
-type Global = typeof globalThis & { [stateKey]?: TelemetryState };
-
-/** The state of the telemetry started in this process, if any. */
-export function telemetryState(): TelemetryState | undefined {
-  return (globalThis as Global)[stateKey];
-}
+export { telemetryState };
 
 const otelLogLevels = ['none', 'error', 'warn', 'info', 'debug', 'verbose', 'all'] as const;
 const diagLevelOf = {
@@ -48,50 +51,50 @@ const diagLevelOf = {
   all: DiagLogLevel.ALL,
 } as const;
 const otlpProtocols = ['grpc', 'http/protobuf', 'http/json'] as const;
+type OtlpProtocol = (typeof otlpProtocols)[number];
+const tracesExporters = ['otlp', 'console', 'zipkin', 'none'] as const;
+const metricsExporters = ['prometheus', 'otlp', 'console', 'none'] as const;
 
 /**
- * The kit's default OTLP export timeout, used when neither OTEL_EXPORTER_OTLP_TRACES_TIMEOUT
- * nor OTEL_EXPORTER_OTLP_TIMEOUT is set. The spec's 10 s, with retries inside it, lets an
- * unreachable collector hold a finished process (or a shutdown) for that long.
+ * The kit's default OTLP export timeout, in ms, used when neither
+ * OTEL_EXPORTER_OTLP_TRACES_TIMEOUT nor OTEL_EXPORTER_OTLP_TIMEOUT is set (or either is
+ * invalid). The spec's 10 s, with retries inside it, lets an unreachable collector hold a
+ * finished process (or a shutdown) for that long.
  */
 const defaultExportTimeoutMs = 2000;
 
-/** Paths of health probes: never traced, whatever server they hit. */
-const probePaths = new Set(['/health/live', '/health/ready', '/healthz', '/livez', '/readyz']);
-
-function isProbe(url: string | undefined): boolean {
-  if (url === undefined) return false;
-  const q = url.indexOf('?');
-  return probePaths.has(q === -1 ? url : url.slice(0, q));
-}
-
 const warn = (msg: string) => internalLog('warn', msg);
 
+/** Options of `startTelemetry`. */
+export interface StartTelemetryOptions {
+  /** Called once the instrumentations are chosen and before they hook anything (the ESM loader is registered here). */
+  beforeInstrumenting?: (instrumentations: readonly Instrumentation[]) => void;
+}
+
 /**
- * Start the OpenTelemetry SDK as the preload does: OTLP traces, Prometheus metrics, the
- * undici/http/aws-sdk/pino instrumentations. Idempotent. Never throws for telemetry
- * reasons: a taken metrics port or an unreachable collector is reported and skipped.
+ * Start OpenTelemetry as the preload does: OTLP traces, Prometheus `/metrics` with runtime
+ * and self-telemetry metrics, the auto-instrumentation set, resource detectors.
+ * Idempotent. Never throws for telemetry reasons: a taken metrics port, an unreachable
+ * collector or a bad `OTEL_*` value is reported once and skipped.
  *
- * Kit variables must be validated before (see `validateKitEnvironment`).
+ * The kit's own variables must be validated before (see `validateKitEnvironment`).
  */
 export async function startTelemetry(
   env: Env = process.env,
-  /** Called after the SDK's modules are loaded and before the instrumentations hook anything. */
-  beforeInstrumenting?: () => void,
+  options: StartTelemetryOptions = {},
 ): Promise<TelemetryState> {
-  const g = globalThis as Global;
-  const existing = g[stateKey];
+  const existing = telemetryState();
   if (existing !== undefined) return existing;
 
-  const state: TelemetryState = {
+  const state = claimTelemetryState({
     disabled: readOtelBoolean(env, 'OTEL_SDK_DISABLED'),
     shutdownSdk: undefined,
+    collectorDown: () => false,
     metrics: undefined,
     flushTimeoutMs: readPositiveMs(env, 'TELEMETRY_FLUSH_TIMEOUT_MS', 2000),
     signalOwner: undefined,
     shutdownPromise: undefined,
-  };
-  g[stateKey] = state;
+  });
   if (state.disabled) return state;
 
   const diagLevel = readOtelEnum(env, 'OTEL_LOG_LEVEL', otelLogLevels, 'warn', warn) ?? 'warn';
@@ -100,102 +103,34 @@ export async function startTelemetry(
     diag.setLogger(diagLogger, { logLevel: diagLevelOf[diagLevel], suppressOverrideMessage: true });
   setDiag();
 
-  // Loaded in parallel, and only now: importing is most of the preload's start-up time.
-  const [
-    { NodeSDK },
-    { PrometheusExporter },
-    { HttpInstrumentation },
-    { UndiciInstrumentation },
-    { AwsInstrumentation },
-    { PinoInstrumentation },
-    { defaultResource, resourceFromAttributes },
-  ] = await Promise.all([
-    import('@opentelemetry/sdk-node'),
-    import('@opentelemetry/exporter-prometheus'),
-    import('@opentelemetry/instrumentation-http'),
-    import('@opentelemetry/instrumentation-undici'),
-    import('@opentelemetry/instrumentation-aws-sdk'),
-    import('@opentelemetry/instrumentation-pino'),
-    import('@opentelemetry/resources'),
-  ]);
+  const resource = buildResource(env);
+  const { readers, prometheus } = await metricReaders(env, state);
+  const meterProvider = new MeterProvider({ resource, readers, views: [undiciDurationHelp] });
+  if (readers.length > 0) metrics.setGlobalMeterProvider(meterProvider);
 
-  // Metrics: Prometheus unless OTEL_METRICS_EXPORTER names something else, which the
-  // SDK then sets up from the environment itself.
-  const metricsExporters = (env.OTEL_METRICS_EXPORTER ?? '').trim();
-  const ownPrometheus = metricsExporters === '' || metricsExporters === 'prometheus';
-  let prometheus: InstanceType<typeof PrometheusExporter> | undefined;
-  if (ownPrometheus) {
-    const host = env.OTEL_EXPORTER_PROMETHEUS_HOST?.trim() || '0.0.0.0';
-    const port = readOtelPort(env, 'OTEL_EXPORTER_PROMETHEUS_PORT', 9464, warn);
-    // The scope labels would add otel_scope_* to every series; the catalogue's label
-    // sets are exact. The server is started below, so a taken port is reported once.
-    prometheus = new PrometheusExporter({ host, port, withoutScopeInfo: true, preventServerStart: true });
-    state.metrics = { host, port };
-  }
+  const traces = await spanProcessors(env, meterProvider, setDiag);
+  state.collectorDown = () => traces.exporter?.down ?? false;
 
-  // Traces: OTLP, built here rather than by NodeSDK so that (1) an invalid protocol
-  // gets a warning and the default, as the spec asks, where NodeSDK would build no
-  // exporter at all; (2) an unreachable collector cannot hold the process: a shorter
-  // default export timeout and FailFastSpanExporter. Other OTEL_TRACES_EXPORTER values
-  // (console, zipkin) are left to NodeSDK; `none` sends spans nowhere.
-  let traceExporter: SpanExporter | undefined;
-  const tracesExporter = (env.OTEL_TRACES_EXPORTER ?? '').trim().toLowerCase();
-  if (tracesExporter === '' || tracesExporter === 'otlp') {
-    const protocol =
-      env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL !== undefined
-        ? readOtelEnum(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', otlpProtocols, 'http/protobuf', warn)
-        : readOtelEnum(env, 'OTEL_EXPORTER_OTLP_PROTOCOL', otlpProtocols, 'http/protobuf', warn);
-    const timeoutSet = Boolean(
-      env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT?.trim() || env.OTEL_EXPORTER_OTLP_TIMEOUT?.trim(),
-    );
-    const config = timeoutSet ? {} : { timeoutMillis: defaultExportTimeoutMs };
-    const { OTLPTraceExporter } =
-      protocol === 'http/json'
-        ? await import('@opentelemetry/exporter-trace-otlp-http')
-        : protocol === 'grpc'
-          ? await import('@opentelemetry/exporter-trace-otlp-grpc')
-          : await import('@opentelemetry/exporter-trace-otlp-proto');
-    traceExporter = new FailFastSpanExporter(new OTLPTraceExporter(config));
-  }
-
-  beforeInstrumenting?.();
   const logsRequested = (env.OTEL_LOGS_EXPORTER ?? '').trim() !== '';
-  const metricsPort = state.metrics?.port;
-  const instrumentations: Instrumentation[] = [
-    new HttpInstrumentation({
-      ignoreIncomingRequestHook: (req: IncomingMessage) =>
-        (metricsPort !== undefined && req.socket?.localPort === metricsPort) || isProbe(req.url),
-    }),
-    // Adds http.request.resend_count to retried attempts and redacts secret query values.
-    new UndiciInstrumentation({ startSpanHook: undiciStartSpanHook }),
-    // The SDK's own http call under each AWS span would be a duplicate client span.
-    new AwsInstrumentation({ suppressInternalInstrumentation: true }),
-    // Lines already go to stdout; OTLP log sending only when OTEL_LOGS_EXPORTER asks.
-    new PinoInstrumentation({ disableLogSending: !logsRequested }),
-  ];
+  const instrumentations = kitInstrumentations(env, { metricsPort: state.metrics?.port, logsRequested });
+  options.beforeInstrumenting?.(instrumentations);
 
-  const version = resourceAttributes(env).get('service.version') ?? env.npm_package_version;
   // NodeSDK installs a plain console logger when OTEL_LOG_LEVEL is set, with a warning
   // about replacing ours; without a logger in place it has none to warn about, and ours
-  // (each problem once, not once per failed batch) goes back right after.
+  // (each problem once) goes back right after.
   diag.disable();
   const sdk = new NodeSDK({
-    resource:
-      version === undefined
-        ? defaultResource()
-        : defaultResource().merge(resourceFromAttributes({ 'service.version': version })),
+    resource,
+    autoDetectResources: false,
     instrumentations,
-    ...(prometheus === undefined ? {} : { metricReaders: [prometheus], views: [undiciDurationHelp] }),
-    ...(traceExporter === undefined ? {} : { traceExporter }),
-    // `none` turns tracing off and nothing else; NodeSDK would warn that the whole "SDK
-    // will not be initialized" while metrics and log correlation go on working.
-    ...(tracesExporter === 'none' ? { spanProcessors: [] } : {}),
+    // Metrics are the MeterProvider above, registered before the instrumentations are.
+    metricReaders: [],
+    spanProcessors: traces.processors,
     ...(logsRequested ? {} : { logRecordProcessors: [] }),
   });
   setDiag();
   // The SDK reports every failed export through the global error handler, with a stack:
   // route it through diag (each problem once), minus the exports already reported.
-  const { setGlobalErrorHandler } = await import('@opentelemetry/core');
   setGlobalErrorHandler((error) => {
     if (isTraceExportFailedError(error)) return;
     diag.error(error instanceof Error ? error.message : String(error));
@@ -208,15 +143,15 @@ export async function startTelemetry(
     });
     return state;
   }
-  state.shutdownSdk = () => sdk.shutdown();
+  state.shutdownSdk = async () => {
+    await Promise.all([sdk.shutdown(), meterProvider.shutdown()]);
+  };
 
   if (prometheus !== undefined && state.metrics !== undefined) {
     const { host, port } = state.metrics;
     // A scrape before the detectors' async attributes (host.id) settle gets an error
-    // from the resource; serve once they have. NodeSDK keeps the merged resource private.
-    const resource = (sdk as unknown as { _resource?: { waitForAsyncAttributes?: () => Promise<void> } })
-      ._resource;
-    Promise.resolve(resource?.waitForAsyncAttributes?.())
+    // from the resource; serve once they have.
+    Promise.resolve(resource.waitForAsyncAttributes?.())
       .then(() => prometheus.startServer())
       .then(undefined, (error: NodeJS.ErrnoException) => {
         state.metrics = undefined;
@@ -227,6 +162,160 @@ export async function startTelemetry(
       });
   }
   return state;
+}
+
+/** The detected resource, with the service's name and version as `config.ts` reads them. */
+function buildResource(env: Env): Resource {
+  const id = serviceIdentity(env);
+  const detected = detectResources({ detectors: resourceDetectors(env) });
+  return defaultResource()
+    .merge(detected)
+    .merge(
+      resourceFromAttributes({
+        'service.name': id.name,
+        ...(id.version === undefined ? {} : { 'service.version': id.version }),
+      }),
+    );
+}
+
+/**
+ * The metric readers `OTEL_METRICS_EXPORTER` asks for (default: Prometheus). An unknown
+ * name is reported and skipped; when none is left, Prometheus is used.
+ */
+async function metricReaders(
+  env: Env,
+  state: TelemetryState,
+): Promise<{ readers: MetricReader[]; prometheus: PrometheusExporter | undefined }> {
+  const names = exporterList(env, 'OTEL_METRICS_EXPORTER', metricsExporters, 'prometheus');
+  const readers: MetricReader[] = [];
+  let prometheus: PrometheusExporter | undefined;
+  if (names.includes('prometheus')) {
+    const host = env.OTEL_EXPORTER_PROMETHEUS_HOST?.trim() || '0.0.0.0';
+    const port = readOtelNumber(env, 'OTEL_EXPORTER_PROMETHEUS_PORT', 9464, warn, { min: 1, max: 65535 });
+    // The scope labels would add otel_scope_* to every series; the catalogue's label
+    // sets are exact. The server is started once the SDK is, so a taken port is reported once.
+    prometheus = new PrometheusExporter({ host, port, withoutScopeInfo: true, preventServerStart: true });
+    state.metrics = { host, port };
+    readers.push(prometheus);
+  }
+  if (names.includes('otlp')) readers.push(await otlpMetricReader(env));
+  if (names.includes('console')) {
+    readers.push(new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter() }));
+  }
+  return { readers, prometheus };
+}
+
+async function otlpMetricReader(env: Env): Promise<MetricReader> {
+  // Loaded only when asked for: most services are scraped on /metrics.
+  const protocol = otlpProtocol(env, 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL');
+  const { OTLPMetricExporter } =
+    protocol === 'grpc'
+      ? await import('@opentelemetry/exporter-metrics-otlp-grpc')
+      : protocol === 'http/json'
+        ? await import('@opentelemetry/exporter-metrics-otlp-http')
+        : await import('@opentelemetry/exporter-metrics-otlp-proto');
+  return new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter() });
+}
+
+/** The OTLP protocol for one signal: its own variable, else OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf. */
+function otlpProtocol(env: Env, signalVariable: string): OtlpProtocol {
+  return (
+    readOtelEnum(env, signalVariable, otlpProtocols, 'http/protobuf', warn) ??
+    readOtelEnum(env, 'OTEL_EXPORTER_OTLP_PROTOCOL', otlpProtocols, 'http/protobuf', warn) ??
+    'http/protobuf'
+  );
+}
+
+/** The span processors `OTEL_TRACES_EXPORTER` asks for (default: OTLP), each behind the redaction of secrets. */
+async function spanProcessors(
+  env: Env,
+  meterProvider: MeterProvider,
+  restoreDiag: () => void,
+): Promise<{ processors: SpanProcessor[]; exporter: FailFastSpanExporter | undefined }> {
+  const names = exporterList(env, 'OTEL_TRACES_EXPORTER', tracesExporters, 'otlp');
+  const processors: SpanProcessor[] = [new RedactingSpanProcessor()];
+  let failFast: FailFastSpanExporter | undefined;
+  if (names.includes('otlp')) {
+    const timeoutMs = readOtelNumber(
+      env,
+      'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT',
+      readOtelNumber(env, 'OTEL_EXPORTER_OTLP_TIMEOUT', defaultExportTimeoutMs, warn, { min: 1 }),
+      warn,
+      { min: 1 },
+    );
+    const protocol = otlpProtocol(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL');
+    const connections = protocol === 'grpc' ? undefined : new CollectorConnections();
+    const exporter = await otlpTraceExporter(protocol, restoreDiag, {
+      timeoutMillis: timeoutMs,
+      selfObsMeterProvider: meterProvider,
+      ...(connections === undefined ? {} : { httpAgentOptions: (p: string) => connections.agent(p) }),
+    });
+    failFast = new FailFastSpanExporter(exporter, { timeoutMs, connections });
+    processors.push(batchProcessor(env, failFast, meterProvider));
+  }
+  if (names.includes('zipkin')) {
+    const { ZipkinExporter } = await import('@opentelemetry/exporter-zipkin');
+    processors.push(batchProcessor(env, new ZipkinExporter(), meterProvider));
+  }
+  if (names.includes('console'))
+    processors.push(new SimpleSpanProcessor({ exporter: new ConsoleSpanExporter() }));
+  return { processors: processors.length === 1 ? [] : processors, exporter: failFast };
+}
+
+async function otlpTraceExporter(
+  protocol: OtlpProtocol,
+  restoreDiag: () => void,
+  config: object,
+): Promise<SpanExporter> {
+  // The exporter reads its environment variables when it is constructed and reports a bad
+  // timeout itself; the kit has reported it already (with the default it uses instead).
+  diag.disable();
+  try {
+    if (protocol === 'grpc') {
+      const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-grpc');
+      return new OTLPTraceExporter(config);
+    }
+    if (protocol === 'http/json') {
+      const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http');
+      return new OTLPTraceExporter(config);
+    }
+    const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto');
+    return new OTLPTraceExporter(config);
+  } finally {
+    restoreDiag();
+  }
+}
+
+/** A batch span processor with the OTEL_BSP_* settings, counting its spans on `/metrics`. */
+function batchProcessor(env: Env, exporter: SpanExporter, meterProvider: MeterProvider): SpanProcessor {
+  const opt = (name: string) => readOtelNumber(env, name, undefined, warn, { min: 0 });
+  const settings = {
+    maxQueueSize: opt('OTEL_BSP_MAX_QUEUE_SIZE'),
+    scheduledDelayMillis: opt('OTEL_BSP_SCHEDULE_DELAY'),
+    exportTimeoutMillis: opt('OTEL_BSP_EXPORT_TIMEOUT'),
+    maxExportBatchSize: opt('OTEL_BSP_MAX_EXPORT_BATCH_SIZE'),
+  };
+  const set = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
+  return new BatchSpanProcessor({ exporter, selfObsMeterProvider: meterProvider, ...set });
+}
+
+/** The names in a comma-separated `OTEL_*_EXPORTER` list; an unknown one is reported once and skipped. */
+function exporterList<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T[] {
+  const raw = (env[name] ?? '').trim();
+  if (raw === '') return [fallback];
+  const names: T[] = [];
+  for (const item of raw.split(',')) {
+    const value = item.trim().toLowerCase();
+    const hit = allowed.find((a) => a === value);
+    if (hit !== undefined) names.push(hit);
+    else
+      warn(
+        `invalid ${name} entry ${JSON.stringify(item.trim())}: expected ${allowed.join(', ')}; ${
+          raw.split(',').length > 1 ? 'ignored' : `using ${fallback}`
+        }`,
+      );
+  }
+  return names.length > 0 ? names : [fallback];
 }
 
 /**
@@ -248,70 +337,4 @@ function readOtelBoolean(env: Env, name: string): boolean {
     warn(`invalid ${name}=${JSON.stringify(env[name])}: expected true or false; using false`);
     return false;
   }
-}
-
-/**
- * Flush and shut down telemetry, waiting at most `timeoutMs` (default: the state's
- * `flushTimeoutMs`). Resolves `true` when everything was flushed in time. Safe to call
- * more than once and when telemetry was never started.
- */
-export async function shutdownTelemetry(timeoutMs?: number): Promise<boolean> {
-  const state = telemetryState();
-  if (state?.shutdownSdk === undefined) return true;
-  state.shutdownPromise ??= state.shutdownSdk().catch((error: unknown) => {
-    if (!isTraceExportFailedError(error))
-      internalLog('warn', 'telemetry shutdown failed', { error: String(error) });
-  });
-  let timer: NodeJS.Timeout | undefined;
-  const limit = timeoutMs ?? state.flushTimeoutMs;
-  const timedOut = new Promise<boolean>((resolve) => {
-    timer = setTimeout(resolve, limit, false);
-  });
-  try {
-    return await Promise.race([state.shutdownPromise.then(() => true), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Make `owner` the one handler of SIGTERM/SIGINT: the preload's own handlers stand down
- * and leave flushing to it (GracefulShutdown calls this).
- */
-export function claimShutdownSignals(owner: string): void {
-  const state = telemetryState();
-  if (state !== undefined) state.signalOwner = owner;
-}
-
-/**
- * The preload's exit hooks: flush on `beforeExit`, and on SIGTERM/SIGINT when no
- * graceful-shutdown owner claimed them. After a signal the process still dies of that
- * signal (the status a supervisor expects), unless the app handles the signal itself.
- */
-export function installExitHooks(): void {
-  const state = telemetryState();
-  if (state?.shutdownSdk === undefined) return;
-
-  process.once('beforeExit', () => {
-    void shutdownTelemetry().then((flushed) => {
-      // A collector that does not answer leaves sockets and retry timers behind; the app
-      // has finished, so do not let them hold the process.
-      if (!flushed) {
-        internalLog('warn', `telemetry not flushed within ${state.flushTimeoutMs} ms; exiting anyway`);
-        process.exit();
-      }
-    });
-  });
-
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (state.signalOwner !== undefined) return;
-    const appHandlesIt = process.listenerCount(signal) > 1;
-    void shutdownTelemetry().finally(() => {
-      if (appHandlesIt || state.signalOwner !== undefined) return;
-      process.removeListener(signal, onSignal);
-      process.kill(process.pid, signal);
-    });
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
 }

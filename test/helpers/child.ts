@@ -4,7 +4,8 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-export const registerPath = fileURLToPath(new URL('../../register.ts', import.meta.url));
+/** The built preload, what an installed package runs (`npm test` builds it first). */
+export const registerPath = fileURLToPath(new URL('../../dist/register.js', import.meta.url));
 export const fixturePath = (name: string) => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
 
 /** A free loopback port (listen on 0, close, hand out the number). */

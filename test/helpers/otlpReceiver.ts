@@ -20,6 +20,14 @@ export interface ReceivedSpan {
 
 export const SpanKind = { INTERNAL: 1, SERVER: 2, CLIENT: 3 } as const;
 
+/** The DNS instrumentation (on by default, as in auto-instrumentations-node) makes a CLIENT span per lookup. */
+export const dnsScope = '@opentelemetry/instrumentation-dns';
+
+/** A CLIENT span of a request (HTTP, S3, a database), not of a DNS lookup. */
+export function isRequestSpan(span: ReceivedSpan): boolean {
+  return span.kind === SpanKind.CLIENT && span.scope !== dnsScope;
+}
+
 /**
  * A loopback OTLP/HTTP receiver: accepts `/v1/traces` (and ignores `/v1/metrics`,
  * `/v1/logs`), decoding protobuf and JSON bodies into plain spans.

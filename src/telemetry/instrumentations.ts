@@ -1,0 +1,82 @@
+import * as diagnosticsChannel from 'node:diagnostics_channel';
+import type { IncomingMessage } from 'node:http';
+import { context } from '@opentelemetry/api';
+import { getNodeAutoInstrumentations } from '@opentelemetry/auto-instrumentations-node';
+import { getRPCMetadata, RPCType } from '@opentelemetry/core';
+import type { Instrumentation } from '@opentelemetry/instrumentation';
+import type { Env } from '../config.ts';
+import { isProbePath } from './probePaths.ts';
+import { undiciStartSpanHook } from './undiciSpanHook.ts';
+
+/** What the kit's settings of its instrumentations depend on. */
+export interface InstrumentationSettings {
+  /** The port `/metrics` is served on: its scrapes are not traced. */
+  metricsPort: number | undefined;
+  /** True when `OTEL_LOGS_EXPORTER` asks for OTLP log records. */
+  logsRequested: boolean;
+}
+
+const prefix = '@opentelemetry/instrumentation-';
+
+/** The names listed in `OTEL_NODE_ENABLED_INSTRUMENTATIONS` / `_DISABLED_`, without the package prefix. */
+function listed(env: Env, name: string): string[] | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  return raw.split(',').map((s) => s.trim());
+}
+
+/** True when the env lists leave `name` on, given whether it is on by default (auto-instrumentations-node's rules). */
+function isOn(env: Env, name: string, onByDefault: boolean): boolean {
+  if (listed(env, 'OTEL_NODE_DISABLED_INSTRUMENTATIONS')?.includes(name)) return false;
+  const enabled = listed(env, 'OTEL_NODE_ENABLED_INSTRUMENTATIONS');
+  return enabled === undefined ? onByDefault : enabled.includes(name);
+}
+
+/**
+ * The instrumentation set of `@opentelemetry/auto-instrumentations-node`, chosen with
+ * `OTEL_NODE_ENABLED_INSTRUMENTATIONS` / `OTEL_NODE_DISABLED_INSTRUMENTATIONS` exactly as it
+ * documents them (an unknown name is reported through `diag`), with the kit's settings:
+ *
+ * - http: probes and `/metrics` scrapes are not traced;
+ * - undici: `http.request.resend_count` on retried attempts;
+ * - aws-sdk: no duplicate client span for the SDK's own HTTP call;
+ * - pino: OTLP log records only when `OTEL_LOGS_EXPORTER` asks;
+ * - host-metrics (off in the anchor): on, for process CPU and memory only, the series
+ *   every Node team has from prom-client; `OTEL_NODE_DISABLED_INSTRUMENTATIONS=host-metrics`
+ *   turns it off.
+ *
+ * Fastify 5 routes name the server span (`GET /users/:id`) whenever http is on: Fastify
+ * publishes each matched route on a diagnostics channel, and the kit hands it to the http
+ * instrumentation as Express's instrumentation does.
+ */
+export function kitInstrumentations(env: Env, settings: InstrumentationSettings): Instrumentation[] {
+  const { metricsPort, logsRequested } = settings;
+  const instrumentations = getNodeAutoInstrumentations({
+    [`${prefix}http`]: {
+      ignoreIncomingRequestHook: (req: IncomingMessage) =>
+        (metricsPort !== undefined && req.socket?.localPort === metricsPort) || isProbePath(req.url),
+    },
+    [`${prefix}undici`]: { startSpanHook: undiciStartSpanHook },
+    [`${prefix}aws-sdk`]: { suppressInternalInstrumentation: true },
+    [`${prefix}pino`]: { disableLogSending: !logsRequested },
+    ...(isOn(env, 'host-metrics', true)
+      ? { [`${prefix}host-metrics`]: { enabled: true, metricGroups: ['process.cpu', 'process.memory'] } }
+      : {}),
+  });
+  if (isOn(env, 'http', true)) nameFastifyRoutes();
+  return instrumentations;
+}
+
+let fastifySubscribed = false;
+
+/** Fastify's matched route template becomes the server span's `http.route` (and its name). */
+function nameFastifyRoutes(): void {
+  if (fastifySubscribed) return;
+  fastifySubscribed = true;
+  diagnosticsChannel.subscribe('tracing:fastify.request.handler:start', (message) => {
+    const route = (message as { route?: { url?: unknown } }).route?.url;
+    if (typeof route !== 'string') return;
+    const metadata = getRPCMetadata(context.active());
+    if (metadata?.type === RPCType.HTTP) metadata.route = route;
+  });
+}
