@@ -26,7 +26,7 @@ function listed(env: Env, name: string): string[] | undefined {
 }
 
 /** True when the env lists leave `name` on, given whether it is on by default (auto-instrumentations-node's rules). */
-function isOn(env: Env, name: string, onByDefault: boolean): boolean {
+export function isInstrumentationOn(env: Env, name: string, onByDefault: boolean): boolean {
   if (listed(env, 'OTEL_NODE_DISABLED_INSTRUMENTATIONS')?.includes(name)) return false;
   const enabled = listed(env, 'OTEL_NODE_ENABLED_INSTRUMENTATIONS');
   return enabled === undefined ? onByDefault : enabled.includes(name);
@@ -59,11 +59,11 @@ export function kitInstrumentations(env: Env, settings: InstrumentationSettings)
     [`${prefix}undici`]: { startSpanHook: undiciStartSpanHook },
     [`${prefix}aws-sdk`]: { suppressInternalInstrumentation: true },
     [`${prefix}pino`]: { disableLogSending: !logsRequested },
-    ...(isOn(env, 'host-metrics', true)
+    ...(isInstrumentationOn(env, 'host-metrics', true)
       ? { [`${prefix}host-metrics`]: { enabled: true, metricGroups: ['process.cpu', 'process.memory'] } }
       : {}),
   });
-  if (isOn(env, 'http', true)) nameFastifyRoutes();
+  if (isInstrumentationOn(env, 'http', true)) nameFastifyRoutes();
   return instrumentations;
 }
 

@@ -31,7 +31,8 @@ import {
   serviceIdentity,
 } from '../config.ts';
 import { CollectorConnections, FailFastSpanExporter } from './FailFastSpanExporter.ts';
-import { kitInstrumentations } from './instrumentations.ts';
+import { observeHeapLimit } from './heapLimit.ts';
+import { isInstrumentationOn, kitInstrumentations } from './instrumentations.ts';
 import { internalLog, OnceDiagLogger } from './internalLog.ts';
 import { RedactingSpanProcessor } from './RedactingSpanProcessor.ts';
 import { resourceDetectors } from './resource.ts';
@@ -107,6 +108,7 @@ export async function startTelemetry(
   const { readers, prometheus } = await metricReaders(env, state);
   const meterProvider = new MeterProvider({ resource, readers, views: [undiciDurationHelp] });
   if (readers.length > 0) metrics.setGlobalMeterProvider(meterProvider);
+  if (isInstrumentationOn(env, 'runtime-node', true)) observeHeapLimit(meterProvider);
 
   const traces = await spanProcessors(env, meterProvider, setDiag);
   state.collectorDown = () => traces.exporter?.down ?? false;
