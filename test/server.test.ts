@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { type Child, freePort, startFixture } from './helpers/child.ts';
 import { getJson, oneShot, rawRequest, uuidPattern } from './helpers/httpClient.ts';
 import { OtlpReceiver, SpanKind } from './helpers/otlpReceiver.ts';
+import { parseExposition, scrape } from './helpers/prometheusText.ts';
 
 let receiver: OtlpReceiver;
 before(async () => {
@@ -31,12 +32,14 @@ for (const { name, templated } of frameworks) {
     const service = `server-test-${name}`;
     let child: Child;
     let base: string;
+    let metricsPort: number;
 
     before(async () => {
+      metricsPort = await freePort();
       child = startFixture(`server-${name}.mjs`, {
         OTEL_SERVICE_NAME: service,
         OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-        OTEL_EXPORTER_PROMETHEUS_PORT: String(await freePort()),
+        OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
         OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
         LOG_LEVEL: 'debug',
       });
@@ -256,7 +259,12 @@ for (const { name, templated } of frameworks) {
       assert.ok(ran >= 1 && ran <= 2, `db check ran ${ran} times for 40 probes`);
     });
 
-    test('SIGTERM: exit 0, probes made no spans, requests did', async () => {
+    test('SIGTERM: exit 0, probes made no spans, requests did; routes name the spans and label the metric', async () => {
+      const page = parseExposition(await scrape(metricsPort));
+      const routes = (page.get('http_server_request_duration')?.samples ?? [])
+        .map((sample) => sample.labels.http_route)
+        .filter((route) => route !== undefined);
+      if (templated) assert.ok(routes.includes('/items/:id'), `http_route labels: ${routes.join(', ')}`);
       child.kill('SIGTERM');
       const exit = await child.exited;
       assert.equal(exit.code, 0, child.stderr);
@@ -269,6 +277,12 @@ for (const { name, templated } of frameworks) {
         .filter((s) => s.kind === SpanKind.SERVER)
         .map((s) => String(s.attributes['url.path']));
       assert.ok(serverPaths.includes('/fast'));
+      const item = mine.find((s) => s.kind === SpanKind.SERVER && s.attributes['url.path'] === '/items/42');
+      if (templated) {
+        // Express 5 by its instrumentation, Fastify 5 by its diagnostics channel.
+        assert.equal(item?.name, 'GET /items/:id');
+        assert.equal(item?.attributes['http.route'], '/items/:id');
+      } else assert.equal(item?.name, 'GET');
       assert.deepEqual(
         serverPaths.filter((p) => p.startsWith('/health')),
         [],
