@@ -15,7 +15,7 @@ import { Child, cleanEnv, freePort, repoRoot } from './helpers/child.ts';
  */
 function appWithoutAwsSdk(): string {
   const dir = mkdtempSync(join(tmpdir(), 'osk-no-aws-sdk-'));
-  for (const entry of ['src', 'dist/register.js', 'package.json', 'test/fixtures/s3-no-sdk-app.mjs']) {
+  for (const entry of ['src', 'dist', 'package.json', 'test/fixtures/s3-no-sdk-app.mjs']) {
     cpSync(join(repoRoot, entry), join(dir, entry), { recursive: true });
   }
   const modules = join(dir, 'node_modules');

@@ -1,10 +1,14 @@
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as http from 'node:http';
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { diag } from '@opentelemetry/api';
 import { type ExportResult, ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import { TraceExportFailedError, type TraceExportFailure } from './TraceExportFailedError.ts';
+
+// node:http and node:https (with node:tls) are loaded when the exporter first connects,
+// not at start-up.
+const requireBuiltin = createRequire(import.meta.url);
 
 /**
  * The HTTP connections of one OTLP exporter, watched: a refused connection is known at
@@ -22,8 +26,8 @@ export class CollectorConnections {
 
   /** The keep-alive agent the exporter sends through (`httpAgentOptions`). */
   agent(protocol: string): http.Agent {
-    const agent =
-      protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+    const { Agent } = requireBuiltin(protocol === 'https:' ? 'node:https' : 'node:http') as typeof http;
+    const agent = new Agent({ keepAlive: true });
     const create = agent.createConnection.bind(agent) as (...args: unknown[]) => Socket;
     agent.createConnection = ((...args: unknown[]) => {
       const socket = create(...args);
@@ -76,7 +80,8 @@ export interface FailFastOptions {
  * `export_failed`) the batch processor counts as `error_type`.
  */
 export class FailFastSpanExporter implements SpanExporter {
-  readonly #inner: SpanExporter;
+  readonly #makeInner: () => SpanExporter;
+  #innerExporter: SpanExporter | undefined;
   readonly #timeoutMs: number;
   readonly #coolDownMs: number;
   readonly #connections: CollectorConnections | undefined;
@@ -85,11 +90,20 @@ export class FailFastSpanExporter implements SpanExporter {
   /** Spans dropped or failed since the outage began. */
   #lost = 0;
 
-  constructor(inner: SpanExporter, options: FailFastOptions) {
-    this.#inner = inner;
+  /**
+   * @param makeInner builds the exporter, at the first export: an idle service never loads
+   * the OTLP serializers (protobufjs) and the HTTP stack they send with.
+   */
+  constructor(makeInner: () => SpanExporter, options: FailFastOptions) {
+    this.#makeInner = makeInner;
     this.#timeoutMs = options.timeoutMs;
     this.#coolDownMs = options.coolDownMs ?? 5000;
     this.#connections = options.connections;
+  }
+
+  get #inner(): SpanExporter {
+    this.#innerExporter ??= this.#makeInner();
+    return this.#innerExporter;
   }
 
   /** True while the collector is known to be unreachable. */
@@ -154,14 +168,16 @@ export class FailFastSpanExporter implements SpanExporter {
   // With the collector down, the inner exporter still waits for its retries in flight:
   // nothing would come of them, so shutting down does not wait.
   shutdown(): Promise<void> {
-    const done = this.#inner.shutdown();
+    if (this.#innerExporter === undefined) return Promise.resolve();
+    const done = this.#innerExporter.shutdown();
     if (!this.#down) return done;
     done.catch(() => {});
     return Promise.resolve();
   }
 
   forceFlush(): Promise<void> {
-    const done = this.#inner.forceFlush?.() ?? Promise.resolve();
+    if (this.#innerExporter === undefined) return Promise.resolve();
+    const done = this.#innerExporter.forceFlush?.() ?? Promise.resolve();
     if (!this.#down) return done;
     done.catch(() => {});
     return Promise.resolve();

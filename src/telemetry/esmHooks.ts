@@ -1,7 +1,7 @@
-import { createRequire, isBuiltin, register, syncBuiltinESMExports } from 'node:module';
+import { createRequire, isBuiltin, register } from 'node:module';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 
-import { createAddHookMessageChannel } from 'import-in-the-middle';
+import { createAddHookMessageChannel, Hook } from 'import-in-the-middle';
 import { register as registerSyncHooks, supportsSyncHooks } from 'import-in-the-middle/register-hooks.mjs';
 
 const requireBuiltin = createRequire(import.meta.url);
@@ -29,12 +29,14 @@ export function installEsmHooks(): EsmHooks {
     } as Parameters<typeof registerSyncHooks>[0]);
     return {
       add: (instrumentations) => {
-        for (const name of moduleNames(instrumentations)) names.add(name);
+        const builtins: string[] = [];
+        for (const name of moduleNames(instrumentations)) {
+          names.add(name);
+          if (isBuiltin(name)) builtins.push(name);
+        }
+        if (builtins.length > 0) new Hook(builtins, copyPatchedBuiltinExports);
       },
-      ready: () => {
-        patchBuiltinsNow(names);
-        return Promise.resolve();
-      },
+      ready: () => Promise.resolve(),
     };
   }
   // The loader thread learns the names from import-in-the-middle's own Hook() calls, made
@@ -59,16 +61,20 @@ function moduleNames(instrumentations: readonly Instrumentation[]): string[] {
  * Under synchronous hooks an `import 'node:http'` also runs the CommonJS require hook,
  * which patches the module's CommonJS exports; the instrumentation then leaves the ESM
  * namespace alone (it was patched already: opentelemetry-js#6428), and a named import
- * (`import { get } from 'node:http'`) would keep the original function. So the patched
- * built-in modules are required now, once their hooks are in place, and their ESM
- * exports synced with the patched CommonJS ones, before the app imports anything.
+ * (`import { get } from 'node:http'`) would keep the original function. This hook runs
+ * after the instrumentations' own and hands the namespace the patched functions.
  */
-function patchBuiltinsNow(names: ReadonlySet<string>): void {
-  let any = false;
-  for (const name of names) {
-    if (!isBuiltin(name)) continue;
-    requireBuiltin(name);
-    any = true;
+function copyPatchedBuiltinExports(exported: Record<string, unknown>, name: string): Record<string, unknown> {
+  const patched = requireBuiltin(name) as Record<string, unknown>;
+  for (const key of Object.keys(exported)) {
+    if (key === 'default') continue;
+    const fn = patched[key];
+    if (typeof fn === 'function' && '__wrapped' in fn && exported[key] !== fn && !isWrapped(exported[key]))
+      exported[key] = fn;
   }
-  if (any) syncBuiltinESMExports();
+  return exported;
+}
+
+function isWrapped(value: unknown): boolean {
+  return typeof value === 'function' && '__wrapped' in value;
 }

@@ -1,6 +1,9 @@
 import { DiagLogLevel, diag, metrics } from '@opentelemetry/api';
 import { setGlobalErrorHandler } from '@opentelemetry/core';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { OTLPTraceExporter as OtlpGrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as OtlpJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OtlpProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import {
   defaultResource,
@@ -247,12 +250,15 @@ async function spanProcessors(
     );
     const protocol = otlpProtocol(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL');
     const connections = protocol === 'grpc' ? undefined : new CollectorConnections();
-    const exporter = await otlpTraceExporter(protocol, restoreDiag, {
+    const config = {
       timeoutMillis: timeoutMs,
       selfObsMeterProvider: meterProvider,
       ...(connections === undefined ? {} : { httpAgentOptions: (p: string) => connections.agent(p) }),
+    };
+    failFast = new FailFastSpanExporter(() => otlpTraceExporter(protocol, config, restoreDiag), {
+      timeoutMs,
+      connections,
     });
-    failFast = new FailFastSpanExporter(exporter, { timeoutMs, connections });
     processors.push(batchProcessor(env, failFast, meterProvider));
   }
   if (names.includes('zipkin')) {
@@ -264,25 +270,15 @@ async function spanProcessors(
   return { processors: processors.length === 1 ? [] : processors, exporter: failFast };
 }
 
-async function otlpTraceExporter(
-  protocol: OtlpProtocol,
-  restoreDiag: () => void,
-  config: object,
-): Promise<SpanExporter> {
-  // The exporter reads its environment variables when it is constructed and reports a bad
+/** The OTLP span exporter for `protocol`, built with `diag` quiet (see below). */
+function otlpTraceExporter(protocol: OtlpProtocol, config: object, restoreDiag: () => void): SpanExporter {
+  // The exporter reads its environment variables when it is built and reports a bad
   // timeout itself; the kit has reported it already (with the default it uses instead).
   diag.disable();
   try {
-    if (protocol === 'grpc') {
-      const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-grpc');
-      return new OTLPTraceExporter(config);
-    }
-    if (protocol === 'http/json') {
-      const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http');
-      return new OTLPTraceExporter(config);
-    }
-    const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto');
-    return new OTLPTraceExporter(config);
+    if (protocol === 'grpc') return new OtlpGrpcTraceExporter(config);
+    if (protocol === 'http/json') return new OtlpJsonTraceExporter(config);
+    return new OtlpProtoTraceExporter(config);
   } finally {
     restoreDiag();
   }
