@@ -43,7 +43,9 @@ export function isInstrumentationOn(env: Env, name: string, onByDefault: boolean
  * - pino: OTLP log records only when `OTEL_LOGS_EXPORTER` asks;
  * - host-metrics (off in the anchor): on, for process CPU and memory only, the series
  *   every Node team has from prom-client; `OTEL_NODE_DISABLED_INSTRUMENTATIONS=host-metrics`
- *   turns it off.
+ *   turns it off;
+ * - router (on in the anchor): off, see below; `OTEL_NODE_ENABLED_INSTRUMENTATIONS` naming it
+ *   turns it on.
  *
  * Fastify 5 routes name the server span (`GET /users/:id`) whenever http is on: Fastify
  * publishes each matched route on a diagnostics channel, and the kit hands it to the http
@@ -59,6 +61,11 @@ export function kitInstrumentations(env: Env, settings: InstrumentationSettings)
     [`${prefix}undici`]: { startSpanHook: undiciStartSpanHook },
     [`${prefix}aws-sdk`]: { suppressInternalInstrumentation: true },
     [`${prefix}pino`]: { disableLogSending: !logsRequested },
+    // Off unless named in OTEL_NODE_ENABLED_INSTRUMENTATIONS: Express 5 runs on the router
+    // package, so every layer got a span from both (Express's own suite: 24,923 router
+    // spans beside 12,933 express spans), and it throws on a response that is not an
+    // event emitter (Express's Router tests with mock responses).
+    ...(isInstrumentationOn(env, 'router', false) ? {} : { [`${prefix}router`]: { enabled: false } }),
     ...(isInstrumentationOn(env, 'host-metrics', true)
       ? { [`${prefix}host-metrics`]: { enabled: true, metricGroups: ['process.cpu', 'process.memory'] } }
       : {}),
