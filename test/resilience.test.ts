@@ -77,14 +77,14 @@ test('retry options: defaults as documented, bad values refused at construction'
   assert.throws(() => new HttpRetryPolicy({ initialDelayMs: 1.5 }), RangeError);
   assert.throws(() => new HttpRetryPolicy({ initialDelayMs: 200, maxDelayMs: 100 }), /maxDelayMs/);
   const policy = new HttpRetryPolicy();
-  assert.equal(policy.isIdempotent('GET', undefined), true);
-  assert.equal(policy.isIdempotent('delete', undefined), true);
-  assert.equal(policy.isIdempotent('POST', undefined), false);
-  assert.equal(policy.isIdempotent('POST', { 'Idempotency-Key': 'k1' }), true);
-  assert.equal(policy.isIdempotent('PATCH', ['x-a', 'b', 'idempotency-key', 'k1']), true);
-  assert.equal(policy.isIdempotent('POST', [['Idempotency-Key', 'k1']]), true);
-  assert.equal(policy.isIdempotent('POST', ['x-a', 'idempotency-key']), false, 'a value is not a name');
-  assert.equal(new HttpRetryPolicy({ retryNonIdempotent: true }).isIdempotent('POST', undefined), true);
+  assert.equal(policy.retriesAnyFailure('GET', undefined), true);
+  assert.equal(policy.retriesAnyFailure('delete', undefined), true);
+  assert.equal(policy.retriesAnyFailure('POST', undefined), false);
+  assert.equal(policy.retriesAnyFailure('POST', { 'Idempotency-Key': 'k1' }), true);
+  assert.equal(policy.retriesAnyFailure('PATCH', ['x-a', 'b', 'idempotency-key', 'k1']), true);
+  assert.equal(policy.retriesAnyFailure('POST', [['Idempotency-Key', 'k1']]), true);
+  assert.equal(policy.retriesAnyFailure('POST', ['x-a', 'idempotency-key']), false, 'a value is not a name');
+  assert.equal(new HttpRetryPolicy({ retryNonIdempotent: true }).retriesAnyFailure('POST', undefined), true);
 });
 
 interface FakeResponse {

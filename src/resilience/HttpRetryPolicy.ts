@@ -13,7 +13,7 @@ import {
 import { logger } from '../logging/logger.ts';
 import { recordResilienceEvent } from '../telemetry/resilienceInstruments.ts';
 import { retryAfterMs } from './retryAfter.ts';
-import { describeError, isConnectError, isRetryableError, transportErrorCode } from './transportErrors.ts';
+import { errorMessage, isConnectError, isRetryableError, transportErrorCode } from './transportErrors.ts';
 
 /** How a call is retried. Every field is optional; see `defaultRetryOptions`. */
 export interface RetryOptions {
@@ -157,12 +157,20 @@ export class HttpRetryPolicy {
    * an `Idempotency-Key` header, or `retryNonIdempotent`. Otherwise only failures where
    * the request was certainly not sent are.
    */
-  isIdempotent(method: string, headers: unknown): boolean {
+  retriesAnyFailure(method: string, headers: unknown): boolean {
     return (
       this.options.retryNonIdempotent ||
       idempotentMethods.has(method.toUpperCase()) ||
       hasHeader(headers, 'idempotency-key')
     );
+  }
+
+  /**
+   * @deprecated The old name of `retriesAnyFailure`: it is also true for a POST when
+   * `retryNonIdempotent` is set. Kept only until `InstrumentedClient` calls the new name.
+   */
+  isIdempotent(method: string, headers: unknown): boolean {
+    return this.retriesAnyFailure(method, headers);
   }
 
   /** Whether this status would be retried. */
@@ -215,7 +223,7 @@ export class HttpRetryPolicy {
       // The response is dropped: read its body off the connection so it can be reused.
       response.body.dump().then(noop, noop);
     } else {
-      fields.error = describeError(event.error);
+      fields.error = errorMessage(event.error);
       spanAttributes['error.type'] = errorType(event.error);
     }
     logger.warn(fields, 'retrying downstream call');
@@ -235,7 +243,7 @@ export class HttpRetryPolicy {
       attempts,
     };
     if ('value' in reason) fields.status_code = (reason.value as RetryableResponse).statusCode;
-    else fields.error = describeError(reason.error);
+    else fields.error = errorMessage(reason.error);
     logger.error(fields, 'giving up on downstream call');
     recordResilienceEvent(call.dependency, 'retry', 'give_up');
     call.span?.addEvent('retry.give_up', { 'retry.attempts': attempts });

@@ -89,11 +89,17 @@ export function isRetryableError(error: unknown): boolean {
   return (code !== undefined && retryableCodes.has(code)) || nameOf(error) === 'TimeoutError';
 }
 
-/** A short text for a log line: the message, else the code, else the name. */
-export function describeError(error: unknown): string {
+/** A short text for a log line or a span status: the message, else the code, else the name. */
+export function errorMessage(error: unknown): string {
   if (error instanceof Error) {
     if (error.message !== '') return error.message;
     return transportErrorCode(error) ?? error.name;
   }
   return String(error);
 }
+
+/**
+ * @deprecated The old name of `errorMessage` (a string; requestLogging's own helper of
+ * that name returns log fields). Kept only until `InstrumentedClient` imports the new name.
+ */
+export const describeError: (error: unknown) => string = errorMessage;

@@ -80,7 +80,8 @@ interface CheckEntry {
   evaluating: Promise<HealthCheckResult> | undefined;
   /** Calls of `fn` that have not settled yet, timed out ones included. */
   pending: number;
-  failing: boolean;
+  /** Whether the last change logged was to failing: only a change of state is logged. */
+  loggedFailing: boolean;
 }
 
 const liveBody = '{"status":"ok"}';
@@ -189,7 +190,7 @@ export class Health {
       cached: undefined,
       evaluating: undefined,
       pending: 0,
-      failing: false,
+      loggedFailing: false,
     });
   }
 
@@ -237,12 +238,7 @@ export class Health {
     if (e.pending >= maxPendingCalls) {
       // A check that ignores its abort signal against a dependency that never answers:
       // do not pile up more calls on it; it fails until one of them settles.
-      result = {
-        status: 'failing',
-        critical: e.critical,
-        duration_ms: 0,
-        error: 'earlier calls still running',
-      };
+      result = failedResult(e, 0, 'earlier calls still running');
       failure = `${e.pending} calls still running after their timeout`;
     } else {
       const abort = new AbortController();
@@ -263,17 +259,17 @@ export class Health {
         const duration = round(performance.now() - start);
         if (outcome === timeoutMark) {
           abort.abort(new Error(`health check "${e.name}" timed out after ${e.timeoutMs} ms`));
-          result = failing(e, duration, `timed out after ${e.timeoutMs} ms`);
+          result = failedResult(e, duration, `timed out after ${e.timeoutMs} ms`);
           failure = result.error;
         } else if (outcome === false) {
-          result = failing(e, duration, 'returned false');
+          result = failedResult(e, duration, 'returned false');
           failure = result.error;
         } else {
           result = { status: 'ok', critical: e.critical, duration_ms: duration };
         }
       } catch (error) {
         const code = (error as { code?: unknown } | null)?.code;
-        result = failing(e, round(performance.now() - start), typeof code === 'string' ? code : 'threw');
+        result = failedResult(e, round(performance.now() - start), typeof code === 'string' ? code : 'threw');
         failure = error;
       } finally {
         clearTimeout(timer);
@@ -286,12 +282,12 @@ export class Health {
 
   /** Log a check's change of state once, not on every probe. */
   #logChange(e: CheckEntry, result: HealthCheckResult, failure: unknown): void {
-    const failing = result.status === 'failing';
-    if (failing === e.failing) return;
-    e.failing = failing;
+    const nowFailing = result.status === 'failing';
+    if (nowFailing === e.loggedFailing) return;
+    e.loggedFailing = nowFailing;
     try {
       const log = this.#options.logger;
-      if (failing) {
+      if (nowFailing) {
         log.warn(
           {
             check: e.name,
@@ -376,7 +372,7 @@ function send(req: IncomingMessage, res: ServerResponse, statusCode: number, bod
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
-function failing(e: CheckEntry, durationMs: number, error: string): HealthCheckResult {
+function failedResult(e: CheckEntry, durationMs: number, error: string): HealthCheckResult {
   return { status: 'failing', critical: e.critical, duration_ms: durationMs, error };
 }
 
