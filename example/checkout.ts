@@ -61,7 +61,7 @@ export async function startCheckout(
   const payments = new InstrumentedClient({
     service: 'payment-api',
     baseUrl: options.paymentApiUrl,
-    timeoutMs: timeouts.get('PAYMENT_API'),
+    timeoutMs: timeouts.get('PAYMENT_API', 5000),
     retry: true,
     circuitBreaker: breaker,
   });

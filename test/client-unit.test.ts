@@ -63,7 +63,7 @@ test('constructor: checks its options; the default timeout comes from timeouts b
   );
   const users = new InstrumentedClient({ service: 'user-service', baseUrl: server.url });
   assert.equal(users.timeoutMs, timeouts.get('USER_SERVICE'));
-  assert.equal(users.timeoutMs, 3000);
+  assert.equal(users.timeoutMs, 10_000, 'no built-in default: the fallback');
   // A bad per-call value rejects the call rather than throwing synchronously.
   const call = users.request('GET', '/', { timeoutMs: -1 });
   assert.ok(call instanceof Promise);

@@ -112,8 +112,7 @@ test('timeouts: <NAME>_TIMEOUT_MS, else the given default, else the built-in one
   assert.equal(t.get('payment-api'), 200);
   assert.equal(t.get('paymentApi'), 200);
   assert.equal(t.get('inventory', 100), 750);
-  assert.equal(t.get('USER_SERVICE'), 3000);
-  assert.equal(t.get('DB_QUERY'), 10_000);
+  assert.equal(t.get('USER_SERVICE'), 10_000, 'no built-in default for an application dependency');
   assert.equal(t.get('S3'), 30_000);
   assert.equal(t.get('search', 1234), 1234);
   assert.equal(t.get('search'), 10_000);

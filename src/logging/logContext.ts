@@ -1,6 +1,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-/** Request-scoped log fields, the counterpart of structlog's contextvars. */
+/**
+ * Fields that belong to the current request (or job) rather than to one call site:
+ * kept in an `AsyncLocalStorage`, so every log line written in that async context
+ * carries them without a logger being passed around.
+ */
 export type LogFields = Readonly<Record<string, unknown>>;
 
 const empty: LogFields = Object.freeze({});
@@ -25,7 +29,8 @@ export function withLogContext<T>(fields: LogFields, fn: () => T): T {
 /**
  * Add `fields` to every log line written from here on in the current async context
  * (and in the contexts it starts). Prefer `withLogContext` where a callback fits: this
- * one changes the context of the caller, like structlog's `bind_contextvars`.
+ * one changes the context of the caller (`AsyncLocalStorage.enterWith`), so the fields
+ * stay bound after the function that called it returns.
  */
 export function bindLogContext(fields: LogFields): void {
   storage.enterWith(Object.freeze({ ...getLogContext(), ...fields }));

@@ -13,7 +13,8 @@ export interface RetryingClient<Options extends { retry?: boolean | RetryOptions
  * Non-idempotent requests without an `Idempotency-Key` are retried only when the request
  * was not sent, unless `retryNonIdempotent` is set.
  *
- * The seed's `call_with_retry`; the retries are attempts inside the call's one span.
+ * The retries are attempts inside the call's one span, so a trace shows one call with
+ * its retry events rather than one span per attempt.
  *
  * @example
  * const res = await callWithRetry(payments, 'GET', '/v1/charges/ch_1');

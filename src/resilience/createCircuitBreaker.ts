@@ -36,7 +36,11 @@ export interface CircuitBreakerOptions {
   isFailureResult?: (value: unknown) => boolean;
 }
 
-/** The defaults of `CircuitBreakerOptions`: the seed's `fail_max=5`, `reset_timeout=30`. */
+/**
+ * The defaults of `CircuitBreakerOptions`: open after 5 consecutive failures (a few
+ * unlucky calls do not trip it), try again after 30 s (long enough for a restarting
+ * dependency to come back, short enough that recovery is noticed within a minute).
+ */
 export const defaultCircuitBreakerOptions: Readonly<Required<Omit<CircuitBreakerOptions, 'name'>>> =
   Object.freeze({
     failMax: 5,

@@ -1,10 +1,12 @@
 import { type Env, readDependencyTimeoutsMs } from '../config.ts';
 
-/** Built-in per-dependency defaults, in ms (the seed's TimeoutConfig). */
+/**
+ * Built-in per-dependency defaults, in ms: only the dependencies the kit itself calls.
+ * `S3` is `InstrumentedS3`'s connect and socket-inactivity timeout: an upload of a large
+ * object may stall longer than an API call. A service names its own dependencies'
+ * defaults at the call site, `timeouts.get('PAYMENT_API', 5000)`.
+ */
 export const defaultTimeoutsMs: Readonly<Record<string, number>> = Object.freeze({
-  PAYMENT_API: 5000,
-  USER_SERVICE: 3000,
-  DB_QUERY: 10_000,
   S3: 30_000,
 });
 
@@ -28,7 +30,7 @@ export function timeoutKey(name: string): string {
  * and exit status 1). Call sites ask by name and never hard-code a timeout.
  *
  * @example
- * const client = new InstrumentedClient({ service: 'payment-api', baseUrl, timeoutMs: timeouts.get('PAYMENT_API') });
+ * const client = new InstrumentedClient({ service: 'payment-api', baseUrl, timeoutMs: timeouts.get('PAYMENT_API', 5000) });
  */
 export class Timeouts {
   readonly #fromEnv = new Map<string, number>();
