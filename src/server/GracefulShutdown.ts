@@ -4,6 +4,7 @@ import { constants } from 'node:os';
 import { Server as TlsServer } from 'node:tls';
 import { ConfigError, type Env, readNonNegativeMs, readPositiveMs, shutdownDefaultsMs } from '../config.ts';
 import { type Logger, logger as rootLogger } from '../logging/logger.ts';
+import { roundMs } from '../logging/roundMs.ts';
 import { claimShutdownSignals, shutdownTelemetry } from '../telemetry/telemetryState.ts';
 import { type Health, health as sharedHealth } from './health.ts';
 
@@ -326,7 +327,7 @@ export class GracefulShutdown {
     this.#phase = 'done';
     this.#log(
       'info',
-      { duration_ms: Math.round((performance.now() - started) * 100) / 100, telemetry_flushed: flushed },
+      { duration_ms: roundMs(performance.now() - started), telemetry_flushed: flushed },
       'graceful shutdown completed',
     );
     this.#exitOnce(0);

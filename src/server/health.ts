@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Logger, logger as rootLogger } from '../logging/logger.ts';
+import { roundMs } from '../logging/roundMs.ts';
 import { addProbePath } from '../telemetry/probePaths.ts';
 import { urlPath } from './urlPath.ts';
 
@@ -256,7 +257,7 @@ export class Health {
       });
       try {
         const outcome = await Promise.race([call, timedOut]);
-        const duration = round(performance.now() - start);
+        const duration = roundMs(performance.now() - start);
         if (outcome === timeoutMark) {
           abort.abort(new Error(`health check "${e.name}" timed out after ${e.timeoutMs} ms`));
           result = failedResult(e, duration, `timed out after ${e.timeoutMs} ms`);
@@ -269,7 +270,11 @@ export class Health {
         }
       } catch (error) {
         const code = (error as { code?: unknown } | null)?.code;
-        result = failedResult(e, round(performance.now() - start), typeof code === 'string' ? code : 'threw');
+        result = failedResult(
+          e,
+          roundMs(performance.now() - start),
+          typeof code === 'string' ? code : 'threw',
+        );
         failure = error;
       } finally {
         clearTimeout(timer);
@@ -374,10 +379,6 @@ function send(req: IncomingMessage, res: ServerResponse, statusCode: number, bod
 
 function failedResult(e: CheckEntry, durationMs: number, error: string): HealthCheckResult {
   return { status: 'failing', critical: e.critical, duration_ms: durationMs, error };
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 100) / 100;
 }
 
 /** The process's health registry, shared by the app and `GracefulShutdown`. */
