@@ -2,7 +2,13 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { Server as TlsServer } from 'node:tls';
-import { ConfigError, type Env, readNonNegativeMs, readPositiveMs, shutdownDefaultsMs } from '../config.ts';
+import {
+  checkDrainDelay,
+  type Env,
+  readNonNegativeMs,
+  readPositiveMs,
+  shutdownDefaultsMs,
+} from '../config.ts';
 import { type Logger, logger as rootLogger } from '../logging/logger.ts';
 import { roundMs } from '../logging/roundMs.ts';
 import { claimShutdownSignals, shutdownTelemetry } from '../telemetry/telemetryState.ts';
@@ -148,12 +154,15 @@ export class GracefulShutdown {
         `GracefulShutdown: idleGraceMs must be a number of ms, 0 or more; got ${this.#idleGraceMs}`,
       );
     }
-    if (this.#drainDelayMs >= this.#timeoutMs) {
-      const expected = `less than the shutdown timeout (${this.#timeoutMs} ms)`;
-      if (options.drainDelayMs === undefined) {
-        throw new ConfigError('SHUTDOWN_DRAIN_DELAY_MS', String(env.SHUTDOWN_DRAIN_DELAY_MS), expected);
-      }
-      throw new RangeError(`GracefulShutdown: drainDelayMs (${this.#drainDelayMs}) must be ${expected}`);
+    try {
+      checkDrainDelay(this.#drainDelayMs, this.#timeoutMs, env.SHUTDOWN_DRAIN_DELAY_MS ?? '');
+    } catch (error) {
+      // The rule is config.ts's; a drain delay given in code is reported as the option it is.
+      if (options.drainDelayMs === undefined) throw error;
+      throw new RangeError(
+        `GracefulShutdown: drainDelayMs (${this.#drainDelayMs}) must be less than the shutdown timeout (${this.#timeoutMs} ms)`,
+        { cause: error },
+      );
     }
     this.#exit = options.exit ?? defaultGracefulShutdownOptions.exit;
     this.#health = options.health ?? sharedHealth;
