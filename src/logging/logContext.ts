@@ -35,3 +35,16 @@ export function withLogContext<T>(fields: LogFields, fn: () => T): T {
 export function bindLogContext(fields: LogFields): void {
   storage.enterWith(Object.freeze({ ...getLogContext(), ...fields }));
 }
+
+/**
+ * Call `fn` on `thisArg` with `args` and `fields` as the log context: how a listener bound
+ * to a request's emitter runs (no closure per call).
+ */
+export function runInLogContext<R>(
+  fields: LogFields,
+  fn: (...args: never[]) => R,
+  thisArg: unknown,
+  args: unknown[],
+): R {
+  return storage.run(fields, Reflect.apply, fn, thisArg, args) as R;
+}
