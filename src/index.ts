@@ -54,6 +54,7 @@ export {
   type HealthCheck,
   type HealthCheckOptions,
   type HealthCheckResult,
+  type HealthClock,
   type HealthOptions,
   health,
   type Readiness,

@@ -6,6 +6,8 @@ import { test } from 'node:test';
 import express from 'express';
 import Fastify from 'fastify';
 import { Health } from '../src/server/health.ts';
+import { deferred } from './helpers/deferred.ts';
+import { FakeClock } from './helpers/fakeClock.ts';
 import { oneShot } from './helpers/httpClient.ts';
 import { logSink } from './helpers/logSink.ts';
 import { serve } from './helpers/serve.ts';
@@ -18,8 +20,6 @@ function nodeApp(health: Health): RequestListener {
     res.end('not a probe');
   };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('liveness 200 always; readiness 503 until markReady, then 200 with the checks', async (t) => {
   const health = new Health({ logger: logSink().logger });
@@ -54,10 +54,12 @@ test('from the first moment of shutdown: readiness 503 "not ready", liveness sti
 
 test('a shutdown that begins while the checks run: 503', async () => {
   const health = new Health({ logger: logSink().logger });
-  health.addCheck('slow', () => sleep(50));
+  const check = deferred();
+  health.addCheck('slow', () => check.promise);
   health.markReady();
   const pending = health.readiness();
   health.markShuttingDown();
+  check.resolve();
   assert.deepEqual(await pending, { statusCode: 503, body: { status: 'not ready' } });
 });
 
@@ -96,13 +98,16 @@ test('failing checks: critical → 503 not ready, non-critical → 200 degraded;
   assert.ok(!JSON.stringify(r.body).includes('hunter2'));
 });
 
-test('a check that hangs: readiness answers within its timeout, and the check is told to stop', async (t) => {
-  const health = new Health({ logger: logSink().logger });
+test('a check that hangs: readiness answers when its timeout is up, and the check is told to stop', async (t) => {
+  const clock = new FakeClock();
+  const health = new Health({ logger: logSink().logger, clock });
   let aborted: unknown;
+  const called = deferred();
   health.addCheck(
     'db',
     (signal) =>
       new Promise((_resolve, reject) => {
+        called.resolve();
         signal.addEventListener('abort', () => {
           aborted = signal.reason;
           reject(signal.reason);
@@ -112,17 +117,27 @@ test('a check that hangs: readiness answers within its timeout, and the check is
   );
   health.markReady();
   const base = await serve(t, nodeApp(health));
-  const started = performance.now();
-  const res = await oneShot(`${base}/health/ready`);
-  const took = performance.now() - started;
+  let answered = false;
+  const answer = oneShot(`${base}/health/ready`).finally(() => {
+    answered = true;
+  });
+  await called.promise;
+  clock.advance(99);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(answered, false, 'no answer before the timeout');
+  assert.equal(aborted, undefined);
+  clock.advance(1);
+  const res = await answer;
   assert.equal(res.status, 503);
   assert.equal(JSON.parse(res.body).checks.db.error, 'timed out after 100 ms');
-  assert.ok(took >= 90 && took < 600, `answered after ${Math.round(took)} ms`);
+  assert.equal(JSON.parse(res.body).checks.db.duration_ms, 100);
   assert.match(String(aborted), /health check "db" timed out after 100 ms/);
+  assert.equal(clock.pending, 0, 'no timer left behind');
 });
 
 test('checks that ignore their signal and never settle: at most 3 calls are left running', async () => {
-  const health = new Health({ cacheMs: 0, logger: logSink().logger });
+  const clock = new FakeClock();
+  const health = new Health({ cacheMs: 0, logger: logSink().logger, clock });
   let calls = 0;
   health.addCheck(
     'stuck',
@@ -133,27 +148,42 @@ test('checks that ignore their signal and never settle: at most 3 calls are left
     { timeoutMs: 10 },
   );
   health.markReady();
-  for (let i = 0; i < 6; i++) await health.readiness();
+  for (let i = 0; i < 6; i++) {
+    const answer = health.readiness();
+    clock.advance(10);
+    await answer;
+  }
   assert.equal(calls, 3);
   const r = await health.readiness();
   assert.equal(r.body.checks?.stuck?.error, 'earlier calls still running');
 });
 
 test('a probe storm runs a check once; its result is reused for cacheMs', async (t) => {
-  const health = new Health({ cacheMs: 300, logger: logSink().logger });
+  const clock = new FakeClock();
+  const health = new Health({ cacheMs: 300, logger: logSink().logger, clock });
   let calls = 0;
-  health.addCheck('db', async () => {
+  let running = deferred();
+  health.addCheck('db', () => {
     calls++;
-    await sleep(30);
+    return running.promise;
   });
   health.markReady();
-  const base = await serve(t, nodeApp(health));
-  const answers = await Promise.all(Array.from({ length: 25 }, () => oneShot(`${base}/health/ready`)));
-  assert.ok(answers.every((a) => a.status === 200));
+  // Concurrent probes while the check runs share its one run.
+  const storm = Array.from({ length: 25 }, () => health.readiness());
+  running.resolve();
+  const answers = await Promise.all(storm);
+  assert.ok(answers.every((a) => a.statusCode === 200));
   assert.equal(calls, 1);
+  // Later probes, over HTTP, get the cached result until cacheMs has passed.
+  running = deferred();
+  running.resolve();
+  const base = await serve(t, nodeApp(health));
+  const cached = await Promise.all(Array.from({ length: 25 }, () => oneShot(`${base}/health/ready`)));
+  assert.ok(cached.every((a) => a.status === 200));
+  clock.advance(299);
   await oneShot(`${base}/health/ready`);
   assert.equal(calls, 1, 'still cached');
-  await sleep(350);
+  clock.advance(1);
   await oneShot(`${base}/health/ready`);
   assert.equal(calls, 2, 'run again once the cache expired');
 });

@@ -30,6 +30,28 @@ export const defaultHealthCheckOptions: Readonly<Required<HealthCheckOptions>> =
   timeoutMs: 500,
 });
 
+/**
+ * Where a `Health` registry reads the time and sets its check timeouts. The default is
+ * the process's clock; a test passes one it moves by hand, so the cache and the
+ * timeouts are driven without waiting.
+ */
+export interface HealthClock {
+  /** The time in ms on a monotonic scale (the default: `performance.now()`). */
+  now(): number;
+  /** Call `fn` in `ms` milliseconds; returns a function that cancels it. */
+  setTimeout(fn: () => void, ms: number): () => void;
+}
+
+const processClock: HealthClock = Object.freeze({
+  now: () => performance.now(),
+  setTimeout: (fn: () => void, ms: number) => {
+    // Not unref'd: an awaited readiness() must settle even when nothing else keeps the
+    // loop alive (a check that never settles); it holds the loop for a check's timeout at most.
+    const timer = setTimeout(fn, ms);
+    return () => clearTimeout(timer);
+  },
+});
+
 /** Options of a `Health` registry. */
 export interface HealthOptions {
   /** How long a check's result is reused, in ms, so probe storms do not hammer a database. Default 1000. */
@@ -40,6 +62,8 @@ export interface HealthOptions {
   readyPath?: string;
   /** Where check failures and recoveries are logged (once per change). Default: the kit's root `logger`. */
   logger?: Logger;
+  /** The clock of the cache and the check timeouts. Default: the process's (`performance.now()`, `setTimeout`). */
+  clock?: HealthClock;
 }
 
 /** The defaults of `HealthOptions`. */
@@ -48,6 +72,7 @@ export const defaultHealthOptions: Readonly<Required<HealthOptions>> = Object.fr
   livePath: '/health/live',
   readyPath: '/health/ready',
   logger: rootLogger,
+  clock: processClock,
 });
 
 /** One check's part of the readiness answer. */
@@ -75,7 +100,7 @@ interface CheckEntry {
   readonly fn: HealthCheck;
   readonly critical: boolean;
   readonly timeoutMs: number;
-  /** The last result and when it was taken (performance.now()). */
+  /** The last result and when it was taken (`clock.now()`). */
   cached: { result: HealthCheckResult; at: number } | undefined;
   /** The evaluation in progress, shared by concurrent probes. */
   evaluating: Promise<HealthCheckResult> | undefined;
@@ -223,7 +248,7 @@ export class Health {
   }
 
   #result(e: CheckEntry): Promise<HealthCheckResult> {
-    if (e.cached !== undefined && performance.now() - e.cached.at < this.#options.cacheMs) {
+    if (e.cached !== undefined && this.#options.clock.now() - e.cached.at < this.#options.cacheMs) {
       return Promise.resolve(e.cached.result);
     }
     e.evaluating ??= this.#evaluate(e).finally(() => {
@@ -233,7 +258,8 @@ export class Health {
   }
 
   async #evaluate(e: CheckEntry): Promise<HealthCheckResult> {
-    const start = performance.now();
+    const clock = this.#options.clock;
+    const start = clock.now();
     let result: HealthCheckResult;
     let failure: unknown;
     if (e.pending >= maxPendingCalls) {
@@ -249,15 +275,13 @@ export class Health {
         .finally(() => {
           e.pending--;
         });
-      let timer: NodeJS.Timeout | undefined;
+      let cancelTimer: (() => void) | undefined;
       const timedOut = new Promise<typeof timeoutMark>((resolve) => {
-        // Not unref'd: an awaited readiness() must settle even when nothing else keeps
-        // the loop alive (a check that never settles); it holds the loop timeoutMs at most.
-        timer = setTimeout(resolve, e.timeoutMs, timeoutMark);
+        cancelTimer = clock.setTimeout(() => resolve(timeoutMark), e.timeoutMs);
       });
       try {
         const outcome = await Promise.race([call, timedOut]);
-        const duration = roundMs(performance.now() - start);
+        const duration = roundMs(clock.now() - start);
         if (outcome === timeoutMark) {
           abort.abort(new Error(`health check "${e.name}" timed out after ${e.timeoutMs} ms`));
           result = failedResult(e, duration, `timed out after ${e.timeoutMs} ms`);
@@ -270,17 +294,13 @@ export class Health {
         }
       } catch (error) {
         const code = (error as { code?: unknown } | null)?.code;
-        result = failedResult(
-          e,
-          roundMs(performance.now() - start),
-          typeof code === 'string' ? code : 'threw',
-        );
+        result = failedResult(e, roundMs(clock.now() - start), typeof code === 'string' ? code : 'threw');
         failure = error;
       } finally {
-        clearTimeout(timer);
+        cancelTimer?.();
       }
     }
-    e.cached = { result, at: performance.now() };
+    e.cached = { result, at: clock.now() };
     this.#logChange(e, result, failure);
     return result;
   }
