@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { isConfigError } from '../src/config.ts';
 import { GracefulShutdown } from '../src/server/GracefulShutdown.ts';
 import { Health } from '../src/server/health.ts';
+import { deferred } from './helpers/deferred.ts';
 import { tryConnect } from './helpers/httpClient.ts';
 import { logSink } from './helpers/logSink.ts';
 
@@ -26,20 +27,25 @@ async function listen(t: { after: (fn: () => unknown) => void }, keepAliveTimeou
 }
 
 function setup(server: Server | undefined, options: { timeoutMs?: number; idleGraceMs?: number } = {}) {
-  const { logger, lines } = logSink();
+  const { logger, lines, waitForLine } = logSink();
   const codes: number[] = [];
+  /** Resolves with the first exit code, when the shutdown calls `exit`. */
+  const exited = deferred<number>();
   const health = new Health({ logger });
   health.markReady();
   const shutdown = new GracefulShutdown({
     ...(server === undefined ? {} : { server }),
-    exit: (code) => codes.push(code),
+    exit: (code) => {
+      codes.push(code);
+      exited.resolve(code);
+    },
     signals: [],
     health,
     logger,
     env: {},
     ...options,
   });
-  return { shutdown, codes, lines, health };
+  return { shutdown, codes, lines, waitForLine, exited: exited.promise, health };
 }
 
 /** A raw keep-alive HTTP/1.1 connection: send one request at a time, read one answer. */
@@ -113,7 +119,8 @@ test('shutdown(): not ready, stop accepting, hooks last-first (a failing one log
     throw new Error('pool already closed');
   });
   shutdown.onShutdown(async () => {
-    await new Promise((r) => setTimeout(r, 20));
+    // Not finished within the turn it starts in: the next hook must wait for it.
+    await new Promise((r) => setImmediate(r));
     order.push('last registered');
   });
   assert.equal(shutdown.isShuttingDown, false);
@@ -142,10 +149,15 @@ test('shutdown(): not ready, stop accepting, hooks last-first (a failing one log
 
 test('past the timeout: warning, exit 1, and never exit 0 afterwards', async (t) => {
   const server = await listen(t);
-  const { shutdown, codes, lines } = setup(server, { timeoutMs: 200 });
-  shutdown.onShutdown(() => new Promise(() => {}));
-  void shutdown.shutdown();
-  await new Promise((r) => setTimeout(r, 900));
+  const { shutdown, codes, lines, exited } = setup(server, { timeoutMs: 200 });
+  const stuck = deferred();
+  shutdown.onShutdown(() => stuck.promise);
+  const done = shutdown.shutdown();
+  assert.equal(await exited, 1);
+  // The hook that held the shutdown finishes late: the rest of the shutdown runs, and
+  // must not exit a second time.
+  stuck.resolve();
+  await done;
   assert.deepEqual(codes, [1]);
   const warning = lines.find((l) => l.msg === 'graceful shutdown timed out, force exiting');
   assert.equal(warning?.level, 'warn');
@@ -163,10 +175,9 @@ test('an idle keep-alive connection stays open after close, and its next request
   const conn = new RawConnection((server.address() as AddressInfo).port);
   t.after(() => conn.socket.destroy());
   assert.match(await conn.get('/first'), /Connection: keep-alive/);
-  const { shutdown, codes, lines } = setup(server);
+  const { shutdown, codes, waitForLine } = setup(server);
   const done = shutdown.shutdown();
-  await new Promise((r) => setTimeout(r, 200));
-  assert.ok(lines.some((l) => l.msg === 'stopped accepting connections'));
+  await waitForLine((l) => l.msg === 'stopped accepting connections');
   assert.equal(conn.closed, false, 'not closed under the client');
   assert.deepEqual(codes, [], 'the shutdown waits for it');
   const answer = await conn.get('/second');
