@@ -98,13 +98,22 @@ export class Child {
   }
 
   /** The first stdout line matching `predicate`; rejects on timeout or exit. */
-  async waitForLine(
+  waitForLine(
     predicate: (line: Record<string, unknown>) => boolean,
     timeoutMs = 15_000,
   ): Promise<Record<string, unknown>> {
+    return this.#waitFor(() => this.lines.find(predicate), timeoutMs);
+  }
+
+  /** The first stderr line matching `predicate`; rejects on timeout or exit. */
+  waitForStderrLine(predicate: (line: string) => boolean, timeoutMs = 15_000): Promise<string> {
+    return this.#waitFor(() => this.stderrLines().find(predicate), timeoutMs);
+  }
+
+  async #waitFor<T>(find: () => T | undefined, timeoutMs: number): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const hit = this.lines.find(predicate);
+      const hit = find();
       if (hit !== undefined) return hit;
       if (this.exitedAt !== undefined || Date.now() > deadline) {
         throw new Error(
