@@ -21,6 +21,23 @@ const frameworks = [
   { name: 'fastify', templated: true },
 ] as const;
 
+/**
+ * Probe `url` until `accept` takes the answer: the fixture's checks are cached (150 ms),
+ * so a change of a check's state shows on the probe some time after it is made.
+ */
+async function probeUntil(
+  url: string,
+  accept: (answer: { status: number; body: Record<string, unknown> }) => boolean,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const answer = await getJson(url);
+    if (accept(answer)) return answer;
+    if (Date.now() > deadline) throw new Error(`probe never accepted: ${JSON.stringify(answer)}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 const linesOf = (child: Child, id: string) => child.lines.filter((l) => l.request_id === id);
 const completion = (child: Child, id: string) =>
   child.waitForLine(
@@ -195,64 +212,57 @@ for (const { name, templated } of frameworks) {
 
     test('checks: non-critical failing → 200 degraded, critical failing → 503, no error text in the body', async () => {
       const control = (q: string) => oneShot(`${base}/test/control?${q}`, { method: 'POST' });
-      const settle = () => new Promise((r) => setTimeout(r, 200)); // past the fixture's 150 ms cache
       await control('cache=fail');
-      await settle();
-      const degraded = await oneShot(`${base}/health/ready`);
+      const degraded = await probeUntil(`${base}/health/ready`, (a) => a.body.status !== 'ready');
       assert.equal(degraded.status, 200);
-      const body = JSON.parse(degraded.body);
+      const body = degraded.body as { status: string; checks: Record<string, Record<string, unknown>> };
       assert.equal(body.status, 'degraded');
       assert.deepEqual(body.checks.cache, {
         status: 'failing',
         critical: false,
-        duration_ms: body.checks.cache.duration_ms,
+        duration_ms: body.checks.cache?.duration_ms,
         error: 'ECONNREFUSED',
       });
-      assert.equal(body.checks.db.status, 'ok');
-      assert.ok(!degraded.body.includes('hunter2'));
+      assert.equal(body.checks.db?.status, 'ok');
+      assert.ok(!JSON.stringify(body).includes('hunter2'));
       const logged = await child.waitForLine((l) => l.msg === 'health check failing' && l.check === 'cache');
       assert.equal(logged.level, 'warn');
       assert.match(String(logged.error), /ECONNREFUSED/);
 
       await control('db=fail');
-      await settle();
-      const down = await getJson(`${base}/health/ready`);
+      const down = await probeUntil(`${base}/health/ready`, (a) => a.body.status !== 'degraded');
       assert.equal(down.status, 503);
       assert.equal(down.body.status, 'not ready');
       assert.equal((down.body.checks as Record<string, { status: string }>).db?.status, 'failing');
 
       await control('db=ok&cache=ok');
-      await settle();
-      assert.equal((await getJson(`${base}/health/ready`)).body.status, 'ready');
+      await probeUntil(`${base}/health/ready`, (a) => a.status === 200 && a.body.status === 'ready');
       await child.waitForLine((l) => l.msg === 'health check recovered' && l.check === 'db');
     });
 
-    test('a check that hangs: /health/ready answers within its 300 ms timeout', async () => {
+    test('a check that hangs: /health/ready still answers, 503 with its 300 ms timeout', async () => {
       const control = (q: string) =>
         oneShot(`${base}/test/control?${q}`, { method: 'POST' }).then((a) => JSON.parse(a.body));
       await control('db=hang');
-      await new Promise((r) => setTimeout(r, 200));
-      const started = performance.now();
-      const res = await getJson(`${base}/health/ready`);
-      const took = performance.now() - started;
+      // The check never settles: an answer at all is the timeout's doing (its length is
+      // tested in process with a clock, in health.test.ts).
+      const res = await probeUntil(`${base}/health/ready`, (a) => a.status !== 200);
       assert.equal(res.status, 503);
       const db = (res.body.checks as Record<string, Record<string, unknown>>).db;
       assert.equal(db?.error, 'timed out after 300 ms');
-      assert.ok(took < 1000, `took ${took} ms`);
       await control('db=ok');
-      await new Promise((r) => setTimeout(r, 200));
-      assert.equal(
-        (await getJson(`${base}/health/ready`)).status,
-        200,
-        'recovers once the dependency answers',
-      );
+      await probeUntil(`${base}/health/ready`, (a) => a.status === 200);
     });
 
     test('a probe storm runs each check once per cache period', async () => {
       const calls = async () =>
         JSON.parse((await oneShot(`${base}/test/control`, { method: 'POST' })).body) as { db: number };
-      await new Promise((r) => setTimeout(r, 200));
+      // Start at the beginning of a cache period: probe until the check has run afresh.
       const before = (await calls()).db;
+      for (let i = 0; (await calls()).db === before; i++) {
+        assert.ok(i < 1000, 'the cached result never expired');
+        await getJson(`${base}/health/ready`);
+      }
       const answers = await Promise.all(Array.from({ length: 40 }, () => oneShot(`${base}/health/ready`)));
       assert.ok(answers.every((a) => a.status === 200));
       const ran = (await calls()).db - before;
