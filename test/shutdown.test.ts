@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client } from 'undici';
 import { type Child, freePort, startFixture } from './helpers/child.ts';
+import { deferred } from './helpers/deferred.ts';
 import { getJson, oneShot, tryConnect } from './helpers/httpClient.ts';
 import { OtlpReceiver, SpanKind } from './helpers/otlpReceiver.ts';
 
@@ -119,6 +120,7 @@ async function worker(
   name: string,
   signalled: () => boolean,
   results: Outcome[],
+  onResult: () => void,
 ): Promise<void> {
   let reuse = 0;
   // A new connection, made or failed: what fails on it failed at connect time.
@@ -141,9 +143,11 @@ async function worker(
         afterSignal,
       });
       reuse++;
+      onResult();
     } catch (error) {
       // A connection made for this request has emitted 'connect' (reuse back to 0) by now.
       results.push({ id, error: (error as NodeJS.ErrnoException).code ?? String(error), reuse, afterSignal });
+      onResult();
       return;
     }
   }
@@ -166,14 +170,18 @@ for (const drainDelayMs of [0, 300]) {
     let signalled = false;
     const results: Outcome[] = [];
     const prefix = `ka${drainDelayMs}`;
-    const workers = clients.map((c, n) => worker(c, `${prefix}-${n}`, () => signalled, results));
-    await new Promise((r) => setTimeout(r, 300));
+    // The signal comes once the service is under load: 60 requests answered (or a failure).
+    const loaded = deferred();
+    const onResult = () => {
+      if (results.length >= 60 || results.some((r) => r.error !== undefined)) loaded.resolve();
+    };
+    const workers = clients.map((c, n) => worker(c, `${prefix}-${n}`, () => signalled, results, onResult));
+    await loaded.promise;
     signalled = true;
     child.kill('SIGTERM');
 
     // A request on the connection that was idle all along, once the server stopped accepting.
     await child.waitForLine((l) => l.msg === 'stopped accepting connections');
-    await new Promise((r) => setTimeout(r, 150));
     const late = await idle.request({
       path: '/fast',
       method: 'GET',
