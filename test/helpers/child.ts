@@ -8,7 +8,14 @@ export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const registerPath = fileURLToPath(new URL('../../dist/register.js', import.meta.url));
 export const fixturePath = (name: string) => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
 
-/** A free loopback port (listen on 0, close, hand out the number). */
+/**
+ * A loopback port free a moment ago (listen on 0, close, hand out the number): between
+ * the close and the child's listen another process may take it. Only for a server that
+ * must be told its port in advance and cannot report the one it got: the preload's
+ * Prometheus endpoint (`OTEL_EXPORTER_PROMETHEUS_PORT`), PostgreSQL and Redis; or for an
+ * address where nothing listens (an unreachable collector). A server under test that can
+ * listen on 0 does, and says its port (the fixtures' `fixture ready` line).
+ */
 export async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
