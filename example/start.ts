@@ -7,6 +7,9 @@
 //                     embedded s3rver in a temporary folder
 //   RECEIPTS_BUCKET   the receipts bucket (default receipts)
 //   DEMO_LOAD         1 (or the flag --load): drive traffic at it so the dashboards fill
+//   DEMO_FAULTS_PORT  the fault endpoint, on loopback only (default 8079; 0: any free port;
+//                     off: none): `curl -X POST 127.0.0.1:8079/faults/payment-hang` makes the
+//                     payment API hang, `curl -X DELETE ...` ends it (docs/alerts.md)
 //
 // Traces go to OTEL_EXPORTER_OTLP_ENDPOINT (default localhost:4318: one warning if no
 // collector listens), metrics to :9464/metrics.
@@ -17,18 +20,22 @@ import { join } from 'node:path';
 import { InstrumentedS3, logger } from '../src/index.ts';
 import { telemetryState } from '../src/telemetry/startTelemetry.ts';
 import { startCheckout } from './checkout.ts';
-import { fakePaymentApiOptionsFromEnv, startFakePaymentApi } from './fakePaymentApi.ts';
+import { fakePaymentApiOptionsFromEnv, paymentApiFaults, startFakePaymentApi } from './fakePaymentApi.ts';
+import { eventLoopBlockFault, FaultSwitchboard, faultsPortFromEnv, startFaultEndpoint } from './faults.ts';
 import { runLoad } from './load.ts';
 
 const port = Number(process.env.PORT ?? 8080);
 const bucket = process.env.RECEIPTS_BUCKET ?? 'receipts';
+const faultsPort = faultsPortFromEnv();
 const stops: (() => Promise<void> | void)[] = [];
+const faults = new FaultSwitchboard().add('event-loop-block', eventLoopBlockFault());
 
 let paymentApiUrl = process.env.PAYMENT_API_URL;
 if (!paymentApiUrl) {
   const fake = await startFakePaymentApi(fakePaymentApiOptionsFromEnv());
   paymentApiUrl = fake.url;
-  stops.push(() => new Promise<void>((resolve) => fake.server.close(() => resolve())));
+  for (const [name, fault] of Object.entries(paymentApiFaults(fake))) faults.add(name, fault);
+  stops.push(() => fake.close());
 }
 
 let receipts: InstrumentedS3;
@@ -38,18 +45,38 @@ if (process.env.S3_ENDPOINT) {
   s3Where = process.env.S3_ENDPOINT;
 } else {
   // s3rver is a devDependency: the embedded store is for the demo only.
+  type S3rverInstance = {
+    run(): Promise<{ port: number }>;
+    close(): Promise<void>;
+    httpServer?: { closeAllConnections(): void };
+  };
   const S3rver = createRequire(import.meta.url)('s3rver') as new (
     o: Record<string, unknown>,
-  ) => { run(): Promise<{ port: number }>; close(): Promise<void> };
+  ) => S3rverInstance;
   const directory = mkdtempSync(join(tmpdir(), 'checkout-s3-'));
-  const s3 = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
-    silent: true,
-    directory,
-    configureBuckets: [{ name: bucket }],
-  });
+  const storeOn = (port: number) =>
+    new S3rver({ address: '127.0.0.1', port, silent: true, directory, configureBuckets: [{ name: bucket }] });
+  let s3: S3rverInstance | undefined = storeOn(0);
   const { port: s3Port } = await s3.run();
+  const stopStore = async () => {
+    const running = s3;
+    s3 = undefined;
+    if (running === undefined) return;
+    // Keep-alive sockets would otherwise go on serving the SDK's pooled connections.
+    running.httpServer?.closeAllConnections();
+    await running.close();
+  };
+  // The store itself goes away (connections refused), and comes back on the same port
+  // with the same files: a new instance, as s3rver's logger does not survive a restart.
+  faults.add('s3-down', {
+    description: 'the embedded S3 store stops listening (connections refused); off: it comes back',
+    on: stopStore,
+    off: async () => {
+      if (s3 !== undefined) return;
+      s3 = storeOn(s3Port);
+      await s3.run();
+    },
+  });
   s3Where = `http://127.0.0.1:${s3Port} (embedded s3rver in ${directory})`;
   receipts = new InstrumentedS3({
     bucket,
@@ -64,7 +91,7 @@ if (process.env.S3_ENDPOINT) {
     },
   });
   stops.push(async () => {
-    await s3.close();
+    await stopStore();
     rmSync(directory, { recursive: true, force: true });
   });
 }
@@ -76,6 +103,18 @@ const { url } = await startCheckout({
   onShutdown: async () => {
     for (const stop of stops.reverse()) await stop();
   },
+});
+
+const endpoint = faultsPort === undefined ? undefined : await startFaultEndpoint(faults, faultsPort);
+if (endpoint?.server === undefined && endpoint !== undefined)
+  logger.warn(
+    { port: faultsPort, error: endpoint.error },
+    'fault endpoint not served; the demo runs without it',
+  );
+// Run first at shutdown (stops run in reverse): no fault outlives the endpoint.
+stops.push(async () => {
+  endpoint?.server?.close();
+  await faults.offAll();
 });
 
 const metrics = telemetryState()?.metrics;
@@ -90,6 +129,7 @@ logger.info(
     payment_api: paymentApiUrl,
     s3: s3Where,
     load: 'npm run load (or npm start -- --load)',
+    faults: endpoint?.server ? endpoint.url : 'not served',
   },
   'checkout demo ready',
 );

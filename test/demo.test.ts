@@ -14,6 +14,7 @@ test('npm start serves the demo, /metrics and the health endpoints', { timeout: 
     cleanEnv({
       PORT: String(port),
       OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
+      DEMO_FAULTS_PORT: '0',
       PAYMENT_FAILURE_RATE: '0',
     }),
     repoRoot,
@@ -54,4 +55,30 @@ test('npm start serves the demo, /metrics and the health endpoints', { timeout: 
     sampleValue(families, 's3_requests_total', { operation: 'GetObject', status_class: 'client_error' }),
     1,
   );
+
+  // The fault endpoint, on loopback only: a fault switched on breaks checkouts, switched off
+  // they work again.
+  const faults = String(ready.faults);
+  assert.match(faults, /^http:\/\/127\.0\.0\.1:\d+\/faults$/);
+  const listed = (await (await fetch(faults)).json()) as { faults: { name: string; on: boolean }[] };
+  assert.deepEqual(listed.faults.map((f) => f.name).sort(), [
+    'event-loop-block',
+    'payment-errors',
+    'payment-hang',
+    'payment-rate-limit',
+    'payment-slow',
+    's3-down',
+  ]);
+  assert.equal((await fetch(`${faults}/no-such-fault`, { method: 'POST' })).status, 404);
+  const checkout = () => fetch(`${base}/checkout`, { method: 'POST', body: '{}' }).then((r) => r.status);
+  assert.equal((await fetch(`${faults}/s3-down`, { method: 'POST' })).status, 200);
+  assert.equal(await checkout(), 500, 'S3 unreachable: the receipt cannot be stored');
+  assert.equal((await fetch(`${faults}/s3-down`, { method: 'DELETE' })).status, 200);
+  assert.equal(await checkout(), 201, 'S3 back on the same port');
+  const on = await fetch(`${faults}/payment-rate-limit`, { method: 'POST' });
+  const state = (await on.json()) as { faults: { name: string; on: boolean }[] };
+  assert.equal(state.faults.find((f) => f.name === 'payment-rate-limit')?.on, true);
+  assert.equal(await checkout(), 502, 'every charge answered 429, retries spent');
+  await fetch(`${faults}/payment-rate-limit`, { method: 'DELETE' });
+  assert.equal(await checkout(), 201);
 });
