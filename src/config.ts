@@ -185,7 +185,7 @@ export function serviceIdentity(env: Env): ServiceIdentity {
 
 /** The levels `LOG_LEVEL` accepts, pino's. */
 export const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export type LogLevel = (typeof logLevels)[number];
+type LogLevel = (typeof logLevels)[number];
 
 /** Defaults of `SHUTDOWN_TIMEOUT_MS` and `SHUTDOWN_DRAIN_DELAY_MS`, in ms (GracefulShutdown's too). */
 export const shutdownDefaultsMs = Object.freeze({ timeout: 30_000, drainDelay: 0 });

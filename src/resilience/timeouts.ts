@@ -11,7 +11,7 @@ export const defaultTimeoutsMs: Readonly<Record<string, number>> = Object.freeze
 });
 
 /** The timeout of a dependency with no built-in default and none given: 10 s. */
-export const fallbackTimeoutMs = 10_000;
+const fallbackTimeoutMs = 10_000;
 
 /** `payment-api`, `paymentApi` or `PAYMENT_API` → `PAYMENT_API`. */
 export function timeoutKey(name: string): string {

@@ -1,3 +1,5 @@
+import { isBrokenCircuitError } from 'cockatiel';
+
 /**
  * What a failed attempt's error says about the request: it timed out, it was aborted by
  * the caller, it never left (no connection), or the network failed in a way that a new
@@ -99,7 +101,18 @@ export function errorMessage(error: unknown): string {
 }
 
 /**
+ * The `error.type` of a span or span event: the error's code (undici's, Node's), else its
+ * name; `BrokenCircuitError` for cockatiel's, whose name is plain `Error`.
+ */
+export function errorType(error: unknown): string {
+  if (isBrokenCircuitError(error)) return 'BrokenCircuitError';
+  return transportErrorCode(error) ?? (error instanceof Error ? error.name : 'Error');
+}
+
+/**
  * @deprecated The old name of `errorMessage` (a string; requestLogging's own helper of
  * that name returns log fields). Kept only until `InstrumentedClient` imports the new name.
  */
-export const describeError: (error: unknown) => string = errorMessage;
+export function describeError(error: unknown): string {
+  return errorMessage(error);
+}

@@ -117,14 +117,14 @@ const maxPendingCalls = 3;
 const notReadyBody = '{"status":"not ready"}';
 
 /** The parts of a Fastify instance the plugin uses. */
-export interface FastifyRoutesLike {
+interface FastifyRoutesLike {
   get(
     path: string,
     handler: (request: unknown, reply: FastifyProbeReply) => Promise<unknown> | undefined,
   ): unknown;
 }
 /** The parts of a Fastify reply the plugin uses. */
-export interface FastifyProbeReply {
+interface FastifyProbeReply {
   code(statusCode: number): FastifyProbeReply;
   header(name: string, value: string): FastifyProbeReply;
   send(payload: string): unknown;
