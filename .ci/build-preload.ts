@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
+import { lazyInstrumentations } from '../src/telemetry/lazyInstrumentations.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -66,13 +67,20 @@ const builtinsByRequire: Plugin = {
  * Their imports get a stand-in that loads the real module (still inside the bundle) the
  * first time it is used.
  */
-const deferredExports: Record<string, { classes?: string[]; detectors?: string[] }> = {
+const deferredExports: Record<
+  string,
+  { classes?: string[]; detectors?: string[]; functions?: string[]; objects?: string[] }
+> = {
   '@opentelemetry/exporter-trace-otlp-grpc': { classes: ['OTLPTraceExporter'] },
   '@opentelemetry/exporter-trace-otlp-http': { classes: ['OTLPTraceExporter'] },
   '@opentelemetry/exporter-trace-otlp-proto': { classes: ['OTLPTraceExporter'] },
   '@opentelemetry/exporter-zipkin': { classes: ['ZipkinExporter'] },
   '@opentelemetry/exporter-metrics-otlp-grpc': { classes: ['OTLPMetricExporter'] },
   '@opentelemetry/exporter-metrics-otlp-proto': { classes: ['OTLPMetricExporter'] },
+  '@opentelemetry/exporter-metrics-otlp-http': {
+    classes: ['OTLPMetricExporter'],
+    objects: ['AggregationTemporalityPreference'],
+  },
   '@opentelemetry/exporter-logs-otlp-grpc': { classes: ['OTLPLogExporter'] },
   '@opentelemetry/exporter-logs-otlp-http': { classes: ['OTLPLogExporter'] },
   '@opentelemetry/exporter-logs-otlp-proto': { classes: ['OTLPLogExporter'] },
@@ -90,6 +98,13 @@ const deferredExports: Record<string, { classes?: string[]; detectors?: string[]
     detectors: ['azureAppServiceDetector', 'azureFunctionsDetector', 'azureVmDetector'],
   },
   '@opentelemetry/resource-detector-gcp': { detectors: ['gcpDetector'] },
+  // host-metrics' network group, which the kit leaves off (systeminformation: 151 kB).
+  'systeminformation/lib/network.js': { functions: ['networkStats'] },
+  // The instrumentations of npm packages: evaluated when the app first loads a module one
+  // of them patches (LazyInstrumentation builds it then).
+  ...Object.fromEntries(
+    lazyInstrumentations.map((e) => [`@opentelemetry/instrumentation-${e.name}`, { classes: [e.className] }]),
+  ),
 };
 
 const deferred: Plugin = {
@@ -109,7 +124,14 @@ const deferred: Plugin = {
       const detectors = (spec.detectors ?? []).map(
         (name) => `export const ${name} = { detect: (config) => load().${name}.detect(config) };`,
       );
-      return { contents: [load, ...classes, ...detectors].join('\n'), loader: 'js', resolveDir: root };
+      const functions = (spec.functions ?? []).map(
+        (name) => `export function ${name}(...args) { return load().${name}(...args); }`,
+      );
+      const objects = (spec.objects ?? []).map(
+        (name) => `export const ${name} = new Proxy({}, { get: (_, key) => load().${name}[key] });`,
+      );
+      const contents = [load, ...classes, ...detectors, ...functions, ...objects].join('\n');
+      return { contents, loader: 'js', resolveDir: root };
     });
   },
 };

@@ -3,8 +3,42 @@ import type { IncomingMessage } from 'node:http';
 import { context } from '@opentelemetry/api';
 import { getNodeAutoInstrumentations } from '@opentelemetry/auto-instrumentations-node';
 import { getRPCMetadata, RPCType } from '@opentelemetry/core';
-import type { Instrumentation } from '@opentelemetry/instrumentation';
+import type { Instrumentation, InstrumentationConfig } from '@opentelemetry/instrumentation';
+import { AmqplibInstrumentation } from '@opentelemetry/instrumentation-amqplib';
+import { AwsInstrumentation } from '@opentelemetry/instrumentation-aws-sdk';
+import { BunyanInstrumentation } from '@opentelemetry/instrumentation-bunyan';
+import { CassandraDriverInstrumentation } from '@opentelemetry/instrumentation-cassandra-driver';
+import { ConnectInstrumentation } from '@opentelemetry/instrumentation-connect';
+import { CucumberInstrumentation } from '@opentelemetry/instrumentation-cucumber';
+import { DataloaderInstrumentation } from '@opentelemetry/instrumentation-dataloader';
+import { ExpressInstrumentation } from '@opentelemetry/instrumentation-express';
+import { GenericPoolInstrumentation } from '@opentelemetry/instrumentation-generic-pool';
+import { GraphQLInstrumentation } from '@opentelemetry/instrumentation-graphql';
+import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
+import { HapiInstrumentation } from '@opentelemetry/instrumentation-hapi';
+import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
+import { KafkaJsInstrumentation } from '@opentelemetry/instrumentation-kafkajs';
+import { KnexInstrumentation } from '@opentelemetry/instrumentation-knex';
+import { KoaInstrumentation } from '@opentelemetry/instrumentation-koa';
+import { LruMemoizerInstrumentation } from '@opentelemetry/instrumentation-lru-memoizer';
+import { MemcachedInstrumentation } from '@opentelemetry/instrumentation-memcached';
+import { MongoDBInstrumentation } from '@opentelemetry/instrumentation-mongodb';
+import { MongooseInstrumentation } from '@opentelemetry/instrumentation-mongoose';
+import { MySQLInstrumentation } from '@opentelemetry/instrumentation-mysql';
+import { MySQL2Instrumentation } from '@opentelemetry/instrumentation-mysql2';
+import { NestInstrumentation } from '@opentelemetry/instrumentation-nestjs-core';
+import { OpenAIInstrumentation } from '@opentelemetry/instrumentation-openai';
+import { OracleInstrumentation } from '@opentelemetry/instrumentation-oracledb';
+import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
+import { PinoInstrumentation } from '@opentelemetry/instrumentation-pino';
+import { RestifyInstrumentation } from '@opentelemetry/instrumentation-restify';
+import { RouterInstrumentation } from '@opentelemetry/instrumentation-router';
+import { SocketIoInstrumentation } from '@opentelemetry/instrumentation-socket.io';
+import { TediousInstrumentation } from '@opentelemetry/instrumentation-tedious';
+import { WinstonInstrumentation } from '@opentelemetry/instrumentation-winston';
 import type { Env } from '../config.ts';
+import { LazyInstrumentation } from './LazyInstrumentation.ts';
+import { lazyInstrumentations } from './lazyInstrumentations.ts';
 import { isProbePath } from './probePaths.ts';
 import { undiciStartSpanHook } from './undiciSpanHook.ts';
 
@@ -17,6 +51,41 @@ export interface InstrumentationSettings {
 }
 
 const prefix = '@opentelemetry/instrumentation-';
+
+const classes: Record<string, new (config: InstrumentationConfig) => Instrumentation> = {
+  amqplib: AmqplibInstrumentation,
+  'aws-sdk': AwsInstrumentation,
+  bunyan: BunyanInstrumentation,
+  'cassandra-driver': CassandraDriverInstrumentation,
+  connect: ConnectInstrumentation,
+  cucumber: CucumberInstrumentation,
+  dataloader: DataloaderInstrumentation,
+  express: ExpressInstrumentation,
+  'generic-pool': GenericPoolInstrumentation,
+  graphql: GraphQLInstrumentation,
+  grpc: GrpcInstrumentation,
+  hapi: HapiInstrumentation,
+  ioredis: IORedisInstrumentation,
+  kafkajs: KafkaJsInstrumentation,
+  knex: KnexInstrumentation,
+  koa: KoaInstrumentation,
+  'lru-memoizer': LruMemoizerInstrumentation,
+  memcached: MemcachedInstrumentation,
+  mongodb: MongoDBInstrumentation,
+  mongoose: MongooseInstrumentation,
+  mysql2: MySQL2Instrumentation,
+  mysql: MySQLInstrumentation,
+  'nestjs-core': NestInstrumentation,
+  openai: OpenAIInstrumentation,
+  oracledb: OracleInstrumentation,
+  pg: PgInstrumentation,
+  pino: PinoInstrumentation,
+  restify: RestifyInstrumentation,
+  router: RouterInstrumentation,
+  'socket.io': SocketIoInstrumentation,
+  tedious: TediousInstrumentation,
+  winston: WinstonInstrumentation,
+};
 
 /** The names listed in `OTEL_NODE_ENABLED_INSTRUMENTATIONS` / `_DISABLED_`, without the package prefix. */
 function listed(env: Env, name: string): string[] | undefined {
@@ -47,13 +116,18 @@ export function isInstrumentationOn(env: Env, name: string, onByDefault: boolean
  * - router (on in the anchor): off, see below; `OTEL_NODE_ENABLED_INSTRUMENTATIONS` naming it
  *   turns it on.
  *
+ * router is off unless named in OTEL_NODE_ENABLED_INSTRUMENTATIONS: Express 5 runs on the
+ * router package, so every layer got a span from both (Express's own suite: 24,923 router
+ * spans beside 12,933 express spans), and it throws on a response that is not an event
+ * emitter (Express's Router tests with mock responses).
+ *
  * Fastify 5 routes name the server span (`GET /users/:id`) whenever http is on: Fastify
  * publishes each matched route on a diagnostics channel, and the kit hands it to the http
  * instrumentation as Express's instrumentation does.
  */
 export function kitInstrumentations(env: Env, settings: InstrumentationSettings): Instrumentation[] {
   const { metricsPort, logsRequested } = settings;
-  const instrumentations = getNodeAutoInstrumentations({
+  const configs: Record<string, InstrumentationConfig & Record<string, unknown>> = {
     [`${prefix}http`]: {
       ignoreIncomingRequestHook: (req: IncomingMessage) =>
         (metricsPort !== undefined && req.socket?.localPort === metricsPort) || isProbePath(req.url),
@@ -61,17 +135,27 @@ export function kitInstrumentations(env: Env, settings: InstrumentationSettings)
     [`${prefix}undici`]: { startSpanHook: undiciStartSpanHook },
     [`${prefix}aws-sdk`]: { suppressInternalInstrumentation: true },
     [`${prefix}pino`]: { disableLogSending: !logsRequested },
-    // Off unless named in OTEL_NODE_ENABLED_INSTRUMENTATIONS: Express 5 runs on the router
-    // package, so every layer got a span from both (Express's own suite: 24,923 router
-    // spans beside 12,933 express spans), and it throws on a response that is not an
-    // event emitter (Express's Router tests with mock responses).
-    ...(isInstrumentationOn(env, 'router', false) ? {} : { [`${prefix}router`]: { enabled: false } }),
     ...(isInstrumentationOn(env, 'host-metrics', true)
       ? { [`${prefix}host-metrics`]: { enabled: true, metricGroups: ['process.cpu', 'process.memory'] } }
       : {}),
-  });
+  };
+  // The instrumentations of npm packages are built by the kit, lazily; the library builds
+  // the rest (Node's own modules, diagnostics-channel ones, runtime metrics) and checks the
+  // names in the environment.
+  const onByDefault = (name: string) => name !== 'router';
+  const lazy: Instrumentation[] = [];
+  const skip: Record<string, { enabled: false }> = {};
+  for (const entry of lazyInstrumentations) {
+    const full = `${prefix}${entry.name}`;
+    skip[full] = { enabled: false };
+    if (!isInstrumentationOn(env, entry.name, onByDefault(entry.name))) continue;
+    const Class = classes[entry.name];
+    if (Class === undefined) continue;
+    lazy.push(new LazyInstrumentation(full, entry.modules, (config) => new Class(config), configs[full]));
+  }
+  const eager = getNodeAutoInstrumentations({ ...configs, ...skip });
   if (isInstrumentationOn(env, 'http', true)) nameFastifyRoutes();
-  return instrumentations;
+  return [...eager, ...lazy];
 }
 
 let fastifySubscribed = false;
