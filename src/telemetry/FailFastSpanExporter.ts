@@ -101,6 +101,24 @@ export class FailFastSpanExporter implements SpanExporter {
     this.#connections = options.connections;
   }
 
+  /**
+   * Build the exporter soon, off the current call: at the first span, so that a short
+   * script does not build it after its last line, at the exit-time flush (50 ms of CPU),
+   * while a service that makes no span never builds it.
+   */
+  warmUp(): void {
+    if (this.#innerExporter !== undefined || this.#warming) return;
+    this.#warming = true;
+    setImmediate(() => {
+      try {
+        void this.#inner;
+      } catch {
+        // Reported when an export needs it.
+      }
+    }).unref();
+  }
+  #warming = false;
+
   get #inner(): SpanExporter {
     this.#innerExporter ??= this.#makeInner();
     return this.#innerExporter;

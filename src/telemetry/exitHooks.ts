@@ -1,4 +1,5 @@
-import { trace } from '@opentelemetry/api';
+import { type SpanContext, trace } from '@opentelemetry/api';
+import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { internalLog } from './internalLog.ts';
 import { shutdownTelemetry, telemetryState } from './telemetryState.ts';
 
@@ -62,8 +63,37 @@ export function installCrashHandler(): void {
   process.on('uncaughtException', onCrash);
 }
 
+/**
+ * The spans that recorded an exception lately, by its stack. An error thrown in a request
+ * handler reaches `uncaughtException` after the http instrumentation has recorded it on
+ * the request's span, ended that span and left its context: the crash line finds the
+ * trace here. Spans without events cost one length check.
+ */
+const recentExceptions = new Map<string, SpanContext>();
+
+/** Remembers the spans that recorded an exception (see `recentExceptions`). */
+export const exceptionSpans: SpanProcessor = {
+  onStart(_span: Span): void {},
+  onEnding(span: Span): void {
+    const events = span.events;
+    if (events.length === 0) return;
+    for (const event of events) {
+      const stack = event.name === 'exception' ? event.attributes?.['exception.stacktrace'] : undefined;
+      if (typeof stack !== 'string') continue;
+      if (recentExceptions.size >= 16)
+        recentExceptions.delete(recentExceptions.keys().next().value as string);
+      recentExceptions.set(stack, span.spanContext());
+    }
+  },
+  onEnd(_span: ReadableSpan): void {},
+  forceFlush: () => Promise.resolve(),
+  shutdown: () => Promise.resolve(),
+};
+
 function writeFatal(error: unknown, origin: string): void {
-  const span = trace.getActiveSpan()?.spanContext();
+  const span =
+    trace.getActiveSpan()?.spanContext() ??
+    (error instanceof Error && error.stack !== undefined ? recentExceptions.get(error.stack) : undefined);
   const err =
     error instanceof Error
       ? { type: error.name, message: error.message, stack: error.stack }

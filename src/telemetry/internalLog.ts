@@ -1,8 +1,11 @@
 import type { DiagLogger } from '@opentelemetry/api';
+import { redactSecrets, redactText } from '../secrets.ts';
 
 /**
  * The kit's own voice: one JSON line on stderr, shaped like the app's pino lines so the
  * same log pipeline reads it, with `component: "otel-service-kit"`.
+ *
+ * Secrets are taken out of the message and the fields, as from the app's lines.
  *
  * It does not use the app's logger on purpose: the preload must be able to report
  * before pino is loaded (loading it early would bypass its instrumentation) and when the
@@ -14,14 +17,11 @@ export function internalLog(
   extra?: object,
 ): void {
   try {
-    const line = JSON.stringify({
-      level,
-      time: new Date().toISOString(),
-      component: 'otel-service-kit',
-      msg,
-      ...extra,
-    });
-    process.stderr.write(`${line}\n`);
+    const text = redactText(msg);
+    const fields = extra === undefined ? undefined : redactSecrets(extra);
+    process.stderr.write(
+      `${JSON.stringify({ level, time: new Date().toISOString(), component: 'otel-service-kit', msg: text, ...fields })}\n`,
+    );
   } catch {
     // Reporting must never throw into the caller (a closed stderr, a cyclic `extra`).
   }
@@ -36,7 +36,8 @@ export function internalLog(
  * not printed. After `max` distinct messages the logger falls silent. Each line is at
  * most 300 characters.
  */
-const maxLength = 300;
+/** The longest diagnostic message: with the fields around it, a line stays under 300 characters. */
+const maxLength = 160;
 
 export class OnceDiagLogger implements DiagLogger {
   readonly #seen = new Map<string, number>();
@@ -55,10 +56,13 @@ export class OnceDiagLogger implements DiagLogger {
   }
 
   #report(level: 'debug' | 'info' | 'warn' | 'error', message: string, args: unknown[]): void {
-    const full = [message, ...args.map(describe)].filter((s) => s !== '').join(' ');
+    const full = [message, ...args.map(describe)]
+      .filter((s) => s !== '')
+      .join(' ')
+      .replace(/\{"type":"Buffer","data":\[[\d,]*\]?\}?/g, '<bytes>');
     // Short, whatever the SDK passes: an answer that was not a collector's (a web page,
     // decoded as a byte array) once made one 366 kB line.
-    const text = full.length <= maxLength ? full : `${full.slice(0, maxLength)}… (${full.length} characters)`;
+    const text = shorten(full);
     const key = text.replace(/\d+/g, '#').slice(0, 200);
     const count = this.#seen.get(key);
     if (count !== undefined) {
@@ -67,7 +71,8 @@ export class OnceDiagLogger implements DiagLogger {
     }
     if (this.#seen.size >= this.#max) return;
     this.#seen.set(key, 1);
-    internalLog(level, text, { source: 'opentelemetry', note: 'repeats of this message are not printed' });
+    // Each distinct message once: `once` says that repeats are not printed.
+    internalLog(level, text, { source: 'opentelemetry', once: true });
   }
 
   error(message: string, ...args: unknown[]): void {
@@ -88,6 +93,10 @@ export class OnceDiagLogger implements DiagLogger {
 }
 
 function describe(arg: unknown): string {
+  // Bytes (an answer that was not a collector's) as their size, not a list of numbers.
+  if (arg instanceof Uint8Array) return `<${arg.length} bytes>`;
+  const asJson = arg as { type?: unknown; data?: unknown } | null;
+  if (asJson?.type === 'Buffer' && Array.isArray(asJson.data)) return `<${asJson.data.length} bytes>`;
   if (arg instanceof Error) {
     const code = (arg as { code?: unknown }).code;
     return code === undefined ? arg.message : `${arg.message} (${String(code)})`;
@@ -98,4 +107,13 @@ function describe(arg: unknown): string {
   } catch {
     return String(arg);
   }
+}
+
+/** `text` cut so that, quoted and escaped as JSON, it takes at most `maxLength` characters. */
+function shorten(text: string): string {
+  if (JSON.stringify(text).length <= maxLength) return text;
+  const suffix = ` … (${text.length} characters)`;
+  let cut = maxLength - suffix.length;
+  while (cut > 0 && JSON.stringify(text.slice(0, cut)).length > maxLength - suffix.length) cut -= 10;
+  return `${text.slice(0, Math.max(cut, 0))}${suffix}`;
 }

@@ -12,7 +12,9 @@ import {
   resourceFromAttributes,
 } from '@opentelemetry/resources';
 import {
+  AggregationTemporality,
   ConsoleMetricExporter,
+  InstrumentType,
   MeterProvider,
   type MetricReader,
   PeriodicExportingMetricReader,
@@ -33,6 +35,7 @@ import {
   readPositiveMs,
   serviceIdentity,
 } from '../config.ts';
+import { exceptionSpans } from './exitHooks.ts';
 import { CollectorConnections, FailFastSpanExporter } from './FailFastSpanExporter.ts';
 import { observeHeapLimit } from './heapLimit.ts';
 import { isInstrumentationOn, kitInstrumentations } from './instrumentations.ts';
@@ -200,6 +203,12 @@ async function metricReaders(
     // The scope labels would add otel_scope_* to every series; the catalogue's label
     // sets are exact. The server is started once the SDK is, so a taken port is reported once.
     prometheus = new PrometheusExporter({ host, port, withoutScopeInfo: true, preventServerStart: true });
+    // Gauges report what their callbacks observe now: with the exporter's cumulative
+    // temporality the SDK would keep every series a callback ever reported (a breaker
+    // collected long ago, a tenant gone) on /metrics and in memory for good.
+    const cumulative = prometheus.selectAggregationTemporality.bind(prometheus);
+    prometheus.selectAggregationTemporality = (type) =>
+      type === InstrumentType.OBSERVABLE_GAUGE ? AggregationTemporality.DELTA : cumulative(type);
     state.metrics = { host, port };
     readers.push(prometheus);
   }
@@ -238,7 +247,7 @@ async function spanProcessors(
   restoreDiag: () => void,
 ): Promise<{ processors: SpanProcessor[]; exporter: FailFastSpanExporter | undefined }> {
   const names = exporterList(env, 'OTEL_TRACES_EXPORTER', tracesExporters, 'otlp');
-  const processors: SpanProcessor[] = [new RedactingSpanProcessor()];
+  const processors: SpanProcessor[] = [new RedactingSpanProcessor(), exceptionSpans];
   let failFast: FailFastSpanExporter | undefined;
   if (names.includes('otlp')) {
     const timeoutMs = readOtelNumber(
@@ -259,7 +268,11 @@ async function spanProcessors(
       timeoutMs,
       connections,
     });
-    processors.push(batchProcessor(env, failFast, meterProvider));
+    const exporter = failFast;
+    processors.push(
+      { ...noopProcessor, onStart: () => exporter.warmUp() },
+      batchProcessor(env, failFast, meterProvider),
+    );
   }
   if (names.includes('zipkin')) {
     const { ZipkinExporter } = await import('@opentelemetry/exporter-zipkin');
@@ -267,7 +280,7 @@ async function spanProcessors(
   }
   if (names.includes('console'))
     processors.push(new SimpleSpanProcessor({ exporter: new ConsoleSpanExporter() }));
-  return { processors: processors.length === 1 ? [] : processors, exporter: failFast };
+  return { processors: processors.length === 2 ? [] : processors, exporter: failFast };
 }
 
 /** The OTLP span exporter for `protocol`, built with `diag` quiet (see below). */
@@ -283,6 +296,13 @@ function otlpTraceExporter(protocol: OtlpProtocol, config: object, restoreDiag: 
     restoreDiag();
   }
 }
+
+const noopProcessor: SpanProcessor = {
+  onStart: () => {},
+  onEnd: () => {},
+  forceFlush: () => Promise.resolve(),
+  shutdown: () => Promise.resolve(),
+};
 
 /** A batch span processor with the OTEL_BSP_* settings, counting its spans on `/metrics`. */
 function batchProcessor(env: Env, exporter: SpanExporter, meterProvider: MeterProvider): SpanProcessor {
