@@ -71,7 +71,7 @@ export function isSecretName(name: string): boolean {
 }
 
 /** True when a URL query parameter called `name` holds a secret. */
-export function isSecretQueryParam(name: string): boolean {
+function isSecretQueryParam(name: string): boolean {
   if (isSecretName(name)) return true;
   return queryOnly.has(normalise(name));
 }
@@ -108,7 +108,7 @@ export function redactQuery(target: string): string {
 }
 
 /** A query string (without `?`) with the values of secret parameters replaced by `REDACTED`. */
-export function redactQueryString(query: string): string {
+function redactQueryString(query: string): string {
   const parts = query.split('&');
   let changed = false;
   for (let i = 0; i < parts.length; i++) {
@@ -161,7 +161,7 @@ export function redactText(value: string): string {
 }
 
 /** What a secret field of a log line is replaced by. */
-export const redactedField = '[REDACTED]';
+const redactedField = '[REDACTED]';
 
 /** How deep `redactSecrets` looks into nested objects (`err.response.config.headers.Authorization` is 4). */
 const maxDepth = 6;

@@ -9,7 +9,7 @@ const key = Symbol.for('otel-service-kit.probePaths');
 type Global = typeof globalThis & { [key]?: Set<string> };
 
 /** The probe paths every service gets without configuring anything. */
-export const defaultProbePaths: readonly string[] = Object.freeze([
+const defaultProbePaths: readonly string[] = Object.freeze([
   '/health/live',
   '/health/ready',
   '/healthz',

@@ -8,7 +8,7 @@ import { isSecretName, redactedValue, redactText } from '../secrets.ts';
  * anchor's default, `all`, also runs the cloud detectors, which query metadata endpoints
  * over the network at every start.
  */
-export const defaultResourceDetectors = 'env,host,os,process,serviceinstance,container';
+const defaultResourceDetectors = 'env,host,os,process,serviceinstance,container';
 
 /** Resource attributes that carry the process's command line: published only when asked for. */
 const commandLineAttributes = new Set(['process.command_args', 'process.command_line']);
