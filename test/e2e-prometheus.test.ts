@@ -25,16 +25,40 @@ function dashboardExpressions(): { where: string; expr: string }[] {
   );
 }
 
-/** Every alert expression without its final comparison: the query must return data whether it fires or not. */
-function alertExpressions(): { where: string; expr: string }[] {
+/** `expr` cut at its top-level `and`s: the conditions of a multi-window alert. */
+function conditions(expr: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < expr.length; i++) {
+    const c = expr[i];
+    if (c === '(' || c === '[' || c === '{') depth++;
+    else if (c === ')' || c === ']' || c === '}') depth--;
+    else if (depth === 0 && /\sand\s/.test(expr.slice(i - 1, i + 4))) {
+      parts.push(expr.slice(start, i));
+      start = i + 3;
+    }
+  }
+  parts.push(expr.slice(start));
+  return parts.map((p) => p.trim());
+}
+
+/**
+ * Every recording rule, and every condition of every alert without its final comparison:
+ * each query must return data whether the alert fires or not.
+ */
+function ruleExpressions(): { where: string; expr: string }[] {
   const rules = parse(readFileSync(join(repoRoot, 'deploy/prometheus/alerts.yml'), 'utf8')) as {
-    groups: { rules: { alert: string; expr: string }[] }[];
+    groups: { rules: { alert?: string; record?: string; expr: string }[] }[];
   };
   return rules.groups.flatMap((g) =>
-    g.rules.map((r) => {
-      const query = r.expr.trim().replace(/\s*(==|!=|>=|<=|>|<)\s*[\d.]+$/, '');
-      assert.notEqual(query, r.expr.trim(), `${r.alert} ends in a comparison with a threshold`);
-      return { where: `alert ${r.alert}`, expr: query };
+    g.rules.flatMap((r) => {
+      if (r.record !== undefined) return [{ where: `recording rule ${r.record}`, expr: r.expr }];
+      return conditions(r.expr).map((condition) => {
+        const query = condition.replace(/\s*(==|!=|>=|<=|>|<)\s*[\d.]+$/, '');
+        assert.notEqual(query, condition, `${r.alert}: "${condition}" ends in a comparison with a threshold`);
+        return { where: `alert ${r.alert}`, expr: query };
+      });
     }),
   );
 }
@@ -56,6 +80,7 @@ test('the demo under load: dashboards and alerts return data from a real Prometh
       OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
       OTEL_BSP_SCHEDULE_DELAY: '300',
       PORT: String(port),
+      DEMO_FAULTS_PORT: '0',
       PAYMENT_FAILURE_RATE: '0.2',
       PAYMENT_RATE_LIMIT_RATE: '0',
       PAYMENT_LATENCY_MS: '5',
@@ -79,7 +104,7 @@ test('the demo under load: dashboards and alerts return data from a real Prometh
 
   const [scrapeTarget] = await prometheus.targets();
   assert.equal(scrapeTarget?.health, 'up', scrapeTarget?.lastError);
-  for (const { where, expr } of [...dashboardExpressions(), ...alertExpressions()]) {
+  for (const { where, expr } of [...dashboardExpressions(), ...ruleExpressions()]) {
     const result = await prometheus.query(expr);
     assert.ok(result.length > 0, `${where} returns no data: ${expr}`);
   }
