@@ -27,6 +27,7 @@ const config: KitConfig = kitConfigFromEnv(process.env);
 
 let hooks: EsmHooks | undefined;
 const state = await startTelemetry(process.env, {
+  config,
   // Registered once the SDK's modules are loaded and before any instrumentation hooks anything.
   beforeInstrumenting: (instrumentations) => {
     hooks = installEsmHooks();

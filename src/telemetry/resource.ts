@@ -1,6 +1,6 @@
 import { getResourceDetectors } from '@opentelemetry/auto-instrumentations-node';
 import type { DetectedResourceAttributes, ResourceDetector } from '@opentelemetry/resources';
-import { type Env, readBoolean } from '../config.ts';
+import type { Env } from '../config.ts';
 import { isSecretName, redactedValue, redactText } from '../secrets.ts';
 
 /**
@@ -18,11 +18,11 @@ const commandLineAttributes = new Set(['process.command_args', 'process.command_
  * `process`, `serviceinstance`, `container`, `aws`, `azure`, `gcp`, `alibaba`, `all`,
  * `none`), exactly as auto-instrumentations-node reads it, with an unknown name reported
  * through `diag`. Each detector's attributes pass through the secret list, and the
- * command line is left out unless `TELEMETRY_RESOURCE_COMMAND_LINE=true`: `/metrics`
+ * command line is left out unless `keepCommandLine` (`TELEMETRY_RESOURCE_COMMAND_LINE=true`): `/metrics`
  * publishes every resource attribute in `target_info`, and arguments carry secrets
  * (`--db-url=postgres://app:hunter2@…`).
  */
-export function resourceDetectors(env: Env): ResourceDetector[] {
+export function resourceDetectors(env: Env, keepCommandLine: boolean): ResourceDetector[] {
   const unset = (env.OTEL_NODE_RESOURCE_DETECTORS ?? '').trim() === '';
   // The library reads process.env itself: lend it the kit's default for the call.
   if (unset) process.env.OTEL_NODE_RESOURCE_DETECTORS = defaultResourceDetectors;
@@ -32,7 +32,6 @@ export function resourceDetectors(env: Env): ResourceDetector[] {
   } finally {
     if (unset) delete process.env.OTEL_NODE_RESOURCE_DETECTORS;
   }
-  const keepCommandLine = readBoolean(env, 'TELEMETRY_RESOURCE_COMMAND_LINE', false);
   return detectors.map((detector) => ({
     detect: (config) => {
       const detected = detector.detect(config);

@@ -29,10 +29,11 @@ import {
 } from '@opentelemetry/sdk-trace';
 import {
   type Env,
+  type KitConfig,
   readBoolean,
+  readKitConfig,
   readOtelEnum,
   readOtelNumber,
-  readPositiveMs,
   serviceIdentity,
 } from '../config.ts';
 import { exceptionSpans } from './exitHooks.ts';
@@ -74,6 +75,8 @@ const warn = (msg: string) => internalLog('warn', msg);
 
 /** Options of `startTelemetry`. */
 export interface StartTelemetryOptions {
+  /** The kit's settings, read and validated once (the preload passes its own). */
+  config?: KitConfig;
   /** Called once the instrumentations are chosen and before they hook anything (the ESM loader is registered here). */
   beforeInstrumenting?: (instrumentations: readonly Instrumentation[]) => void;
 }
@@ -84,7 +87,8 @@ export interface StartTelemetryOptions {
  * Idempotent. Never throws for telemetry reasons: a taken metrics port, an unreachable
  * collector or a bad `OTEL_*` value is reported once and skipped.
  *
- * The kit's own variables must be validated before (see `validateKitEnvironment`).
+ * The kit's own settings come from `options.config` (default: `readKitConfig(env)`, which
+ * throws `ConfigError` for a bad one).
  */
 export async function startTelemetry(
   env: Env = process.env,
@@ -92,13 +96,14 @@ export async function startTelemetry(
 ): Promise<TelemetryState> {
   const existing = telemetryState();
   if (existing !== undefined) return existing;
+  const config = options.config ?? readKitConfig(env);
 
   const state = claimTelemetryState({
     disabled: readOtelBoolean(env, 'OTEL_SDK_DISABLED'),
     shutdownSdk: undefined,
     collectorDown: () => false,
     metrics: undefined,
-    flushTimeoutMs: readPositiveMs(env, 'TELEMETRY_FLUSH_TIMEOUT_MS', 2000),
+    flushTimeoutMs: config.flushTimeoutMs,
     signalOwner: undefined,
     shutdownPromise: undefined,
   });
@@ -110,7 +115,7 @@ export async function startTelemetry(
     diag.setLogger(diagLogger, { logLevel: diagLevelOf[diagLevel], suppressOverrideMessage: true });
   setDiag();
 
-  const resource = buildResource(env);
+  const resource = buildResource(env, config);
   const { readers, prometheus } = await metricReaders(env, state);
   const meterProvider = new MeterProvider({ resource, readers, views: [undiciDurationHelp] });
   if (readers.length > 0) metrics.setGlobalMeterProvider(meterProvider);
@@ -173,9 +178,9 @@ export async function startTelemetry(
 }
 
 /** The detected resource, with the service's name and version as `config.ts` reads them. */
-function buildResource(env: Env): Resource {
+function buildResource(env: Env, config: KitConfig): Resource {
   const id = serviceIdentity(env);
-  const detected = detectResources({ detectors: resourceDetectors(env) });
+  const detected = detectResources({ detectors: resourceDetectors(env, config.resourceCommandLine) });
   return defaultResource()
     .merge(detected)
     .merge(
