@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { withLogContext } from '../logging/logContext.ts';
 import { type Logger, logger as rootLogger } from '../logging/logger.ts';
+import { roundMs } from '../logging/roundMs.ts';
 import { isProbePath } from '../telemetry/probePaths.ts';
 import { bindEmitterToContext } from './bindEmitterToContext.ts';
 import { requestIdFrom, requestIdHeader } from './requestId.ts';
@@ -79,7 +80,7 @@ function observe(
   // 'close' comes after 'finish' and also when the connection drops first: one listener
   // sees every outcome.
   res.once('close', () => {
-    const durationMs = Math.round((performance.now() - start) * 100) / 100;
+    const durationMs = roundMs(performance.now() - start);
     // Express rewrites req.url inside routers; originalUrl keeps what the client sent.
     const rawPath = urlPath((req as IncomingMessage & ExpressRequestFields).originalUrl ?? req.url);
     const fields = {
@@ -91,7 +92,7 @@ function observe(
     };
     const seen = seenErrors.get(res);
     if (seen !== undefined && !seen.clientError) {
-      o.logger.error({ ...fields, ...describeError(seen.error) }, 'request failed');
+      o.logger.error({ ...fields, ...errorFields(seen.error) }, 'request failed');
     } else if (!res.writableFinished) {
       // The client (or a forced shutdown) closed the connection before the response was
       // complete: not a server error, but worth seeing.
@@ -111,7 +112,8 @@ function bindRequest(req: IncomingMessage, res: ServerResponse): void {
   bindEmitterToContext(res);
 }
 
-function describeError(error: unknown): { error: string; stack?: string } {
+/** The fields of a "request failed" line: the error and its stack. */
+function errorFields(error: unknown): { error: string; stack?: string } {
   if (error instanceof Error)
     return error.stack === undefined
       ? { error: String(error) }
