@@ -11,6 +11,7 @@ import { CassandraDriverInstrumentation } from '@opentelemetry/instrumentation-c
 import { ConnectInstrumentation } from '@opentelemetry/instrumentation-connect';
 import { CucumberInstrumentation } from '@opentelemetry/instrumentation-cucumber';
 import { DataloaderInstrumentation } from '@opentelemetry/instrumentation-dataloader';
+import { DnsInstrumentation } from '@opentelemetry/instrumentation-dns';
 import { ExpressInstrumentation } from '@opentelemetry/instrumentation-express';
 import { GenericPoolInstrumentation } from '@opentelemetry/instrumentation-generic-pool';
 import { GraphQLInstrumentation } from '@opentelemetry/instrumentation-graphql';
@@ -27,6 +28,7 @@ import { MongooseInstrumentation } from '@opentelemetry/instrumentation-mongoose
 import { MySQLInstrumentation } from '@opentelemetry/instrumentation-mysql';
 import { MySQL2Instrumentation } from '@opentelemetry/instrumentation-mysql2';
 import { NestInstrumentation } from '@opentelemetry/instrumentation-nestjs-core';
+import { NetInstrumentation } from '@opentelemetry/instrumentation-net';
 import { OpenAIInstrumentation } from '@opentelemetry/instrumentation-openai';
 import { OracleInstrumentation } from '@opentelemetry/instrumentation-oracledb';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
@@ -60,6 +62,7 @@ const classes: Record<string, new (config: InstrumentationConfig) => Instrumenta
   connect: ConnectInstrumentation,
   cucumber: CucumberInstrumentation,
   dataloader: DataloaderInstrumentation,
+  dns: DnsInstrumentation,
   express: ExpressInstrumentation,
   'generic-pool': GenericPoolInstrumentation,
   graphql: GraphQLInstrumentation,
@@ -76,6 +79,7 @@ const classes: Record<string, new (config: InstrumentationConfig) => Instrumenta
   mysql2: MySQL2Instrumentation,
   mysql: MySQLInstrumentation,
   'nestjs-core': NestInstrumentation,
+  net: NetInstrumentation,
   openai: OpenAIInstrumentation,
   oracledb: OracleInstrumentation,
   pg: PgInstrumentation,

@@ -1,5 +1,6 @@
 /**
- * The instrumentations of the auto-instrumentation set that patch an npm package, with the
+ * The instrumentations of the auto-instrumentation set that patch an npm package (or a
+ * built-in module the kit itself does not load: dns, net), with the
  * module names each one patches (its module definitions, checked against the real ones by
  * test/instrumentations.test.ts). The preload loads each one's code only when the app
  * first loads one of those modules (`LazyInstrumentation`); the build (.ci/build-preload.ts)
@@ -23,6 +24,7 @@ export const lazyInstrumentations: readonly LazyEntry[] = Object.freeze([
   { name: 'connect', className: 'ConnectInstrumentation', modules: ['connect'] },
   { name: 'cucumber', className: 'CucumberInstrumentation', modules: ['@cucumber/cucumber'] },
   { name: 'dataloader', className: 'DataloaderInstrumentation', modules: ['dataloader'] },
+  { name: 'dns', className: 'DnsInstrumentation', modules: ['dns', 'dns/promises'] },
   { name: 'express', className: 'ExpressInstrumentation', modules: ['express'] },
   { name: 'generic-pool', className: 'GenericPoolInstrumentation', modules: ['generic-pool'] },
   { name: 'graphql', className: 'GraphQLInstrumentation', modules: ['graphql'] },
@@ -39,6 +41,7 @@ export const lazyInstrumentations: readonly LazyEntry[] = Object.freeze([
   { name: 'mysql2', className: 'MySQL2Instrumentation', modules: ['mysql2'] },
   { name: 'mysql', className: 'MySQLInstrumentation', modules: ['mysql'] },
   { name: 'nestjs-core', className: 'NestInstrumentation', modules: ['@nestjs/core'] },
+  { name: 'net', className: 'NetInstrumentation', modules: ['net'] },
   { name: 'openai', className: 'OpenAIInstrumentation', modules: ['openai'] },
   { name: 'oracledb', className: 'OracleInstrumentation', modules: ['oracledb'] },
   { name: 'pg', className: 'PgInstrumentation', modules: ['pg', 'pg-pool'] },
