@@ -96,7 +96,7 @@ function loadSdk(): S3Sdk {
 function clientConfigFromEnv(env: NodeJS.ProcessEnv): S3ClientConfig {
   const timeoutMs = timeouts.get('S3');
   const config: S3ClientConfig = {
-    // boto3's connect and read timeouts: the SDK's own `requestTimeout` only warns
+    // A connect timeout and a read (idle socket) timeout: the SDK's own `requestTimeout` only warns
     // unless told to throw, and would also cut off a large upload that is still flowing.
     requestHandler: { connectionTimeout: timeoutMs, socketTimeout: timeoutMs },
   };
