@@ -1,8 +1,9 @@
-import { type Attributes, type Counter, type Histogram, metrics } from '@opentelemetry/api';
+import { type Counter, type Histogram, metrics } from '@opentelemetry/api';
 import { classifyStatus, type StatusClass } from './classifyStatus.ts';
+import { LabelSets } from './LabelSets.ts';
 
 /**
- * The metric catalogue (DESIGN.md). OTel names are chosen so the Prometheus exporter
+ * The metric catalogue (docs/metrics.md). OTel names are chosen so the Prometheus exporter
  * renders exactly the documented families: it appends `_total` to counters and adds no
  * unit suffix, so histogram names already end in `_seconds`.
  *
@@ -44,49 +45,24 @@ export const s3Bytes: Counter = meter.createCounter('s3_bytes_transferred', {
   description: 'Bytes transferred to/from S3',
 });
 
-/**
- * Label sets are interned: the same labels are one frozen object, found through nested
- * maps without building a key string, so recording on the hot path allocates nothing
- * after the first call with those labels. Label values are low-cardinality by design
- * (service names, methods, operations, buckets); past the cap new label sets are still
- * recorded, just not cached.
- */
-type Leaf = Map<string, Attributes>;
-type Branch = Map<string, Leaf>;
-const internCap = 10_000;
-let interned = 0;
-
-function lookup(root: Branch, a: string, b: string): Attributes | undefined {
-  return root.get(a)?.get(b);
-}
-
-function store(root: Branch, a: string, b: string, attrs: Attributes): Attributes {
-  Object.freeze(attrs);
-  if (interned >= internCap) return attrs;
-  interned++;
-  let leaf = root.get(a);
-  if (leaf === undefined) {
-    leaf = new Map();
-    root.set(a, leaf);
-  }
-  leaf.set(b, attrs);
-  return attrs;
-}
-
-/** (service|operation) → (method|bucket) → label set, and the same with one map per status class. */
-const httpTimed: Branch = new Map();
-const s3Timed: Branch = new Map();
-const httpCounted = new Map<StatusClass, Branch>();
-const s3Counted = new Map<StatusClass, Branch>();
-
-function byClass(maps: Map<StatusClass, Branch>, statusClass: StatusClass): Branch {
-  let root = maps.get(statusClass);
-  if (root === undefined) {
-    root = new Map();
-    maps.set(statusClass, root);
-  }
-  return root;
-}
+// One frozen label object per label set (LabelSets): recording allocates nothing once a
+// set has been seen.
+const httpCounted = new LabelSets();
+const httpTimed = new LabelSets();
+const s3Counted = new LabelSets();
+const s3Timed = new LabelSets();
+const httpCountedLabels = (service: string, method: string, status_class: string) => ({
+  service,
+  method,
+  status_class,
+});
+const httpTimedLabels = (service: string, method: string) => ({ service, method });
+const s3CountedLabels = (operation: string, bucket: string, status_class: string) => ({
+  operation,
+  bucket,
+  status_class,
+});
+const s3TimedLabels = (operation: string, bucket: string) => ({ operation, bucket });
 
 /** Record one outbound HTTP attempt: the counter with its status class, and the latency. */
 export function recordHttpClientRequest(
@@ -96,16 +72,9 @@ export function recordHttpClientRequest(
   error: unknown,
   seconds: number,
 ): void {
-  const status_class = classifyStatus(statusCode, error);
-  const counted = byClass(httpCounted, status_class);
-  httpClientRequests.add(
-    1,
-    lookup(counted, service, method) ?? store(counted, service, method, { service, method, status_class }),
-  );
-  httpClientDuration.record(
-    seconds,
-    lookup(httpTimed, service, method) ?? store(httpTimed, service, method, { service, method }),
-  );
+  const statusClass: StatusClass = classifyStatus(statusCode, error);
+  httpClientRequests.add(1, httpCounted.get(service, method, statusClass, httpCountedLabels));
+  httpClientDuration.record(seconds, httpTimed.get(service, method, '', httpTimedLabels));
 }
 
 /** Record one S3 operation: the counter with its status class, and the latency. */
@@ -116,21 +85,12 @@ export function recordS3Request(
   error: unknown,
   seconds: number,
 ): void {
-  const status_class = classifyStatus(statusCode, error);
-  const counted = byClass(s3Counted, status_class);
-  s3Requests.add(
-    1,
-    lookup(counted, operation, bucket) ??
-      store(counted, operation, bucket, { operation, bucket, status_class }),
-  );
-  s3Duration.record(seconds, s3Labels(operation, bucket));
+  const statusClass: StatusClass = classifyStatus(statusCode, error);
+  s3Requests.add(1, s3Counted.get(operation, bucket, statusClass, s3CountedLabels));
+  s3Duration.record(seconds, s3Timed.get(operation, bucket, '', s3TimedLabels));
 }
 
 /** Count S3 body bytes, sent or received. */
 export function recordS3Bytes(operation: string, bucket: string, bytes: number): void {
-  if (bytes > 0) s3Bytes.add(bytes, s3Labels(operation, bucket));
-}
-
-function s3Labels(operation: string, bucket: string): Attributes {
-  return lookup(s3Timed, operation, bucket) ?? store(s3Timed, operation, bucket, { operation, bucket });
+  if (bytes > 0) s3Bytes.add(bytes, s3Timed.get(operation, bucket, '', s3TimedLabels));
 }

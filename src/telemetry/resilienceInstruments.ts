@@ -1,4 +1,5 @@
 import { type Attributes, type Counter, metrics, type ObservableGauge } from '@opentelemetry/api';
+import { LabelSets } from './LabelSets.ts';
 
 /**
  * Resilience telemetry beside the metric catalogue: retries, give-ups, timeouts and
@@ -35,10 +36,9 @@ export const circuitBreakerState: ObservableGauge = meter.createObservableGauge(
 });
 
 // Events are rare (a retry, a transition), but a retry storm is exactly when recording
-// should not allocate: label sets are interned by a string key. Dependencies and breakers
-// are few by design; past the cap new label sets are recorded without being cached.
-const eventLabels = new Map<string, Attributes>();
-const eventLabelCap = 10_000;
+// should not allocate: one frozen label object per label set (LabelSets).
+const eventLabels = new LabelSets();
+const eventLabelsOf = (dependency: string, policy: string, event: string) => ({ dependency, policy, event });
 
 /** Count one resilience event. Never throws. */
 export function recordResilienceEvent(
@@ -46,13 +46,7 @@ export function recordResilienceEvent(
   policy: ResiliencePolicy,
   event: ResilienceEvent,
 ): void {
-  const key = `${dependency}\u0000${policy}\u0000${event}`;
-  let labels = eventLabels.get(key);
-  if (labels === undefined) {
-    labels = Object.freeze({ dependency, policy, event });
-    if (eventLabels.size < eventLabelCap) eventLabels.set(key, labels);
-  }
-  resilienceEvents.add(1, labels);
+  resilienceEvents.add(1, eventLabels.get(dependency, policy, event, eventLabelsOf));
 }
 
 interface BreakerEntry {
