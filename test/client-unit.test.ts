@@ -14,7 +14,7 @@ context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 const { callWithRetry, InstrumentedClient, redactQuery, timeouts, undiciStartSpanHook } = await import(
   '../src/index.ts'
 );
-const { withResendCount } = await import('../src/telemetry/undiciSpanHook.ts');
+const { traceFieldsOf, withKitRequest } = await import('../src/telemetry/undiciSpanHook.ts');
 
 let server: FaultServer;
 before(async () => {
@@ -37,7 +37,7 @@ test('redactQuery: secret values replaced, everything else kept, fragments dropp
   assert.equal(redactQuery('/a?bad=%E0%A4%A&password=p'), '/a?bad=%E0%A4%A&password=REDACTED');
 });
 
-test('undiciStartSpanHook: resend count from the context, redacted url.full, nothing in the common case', () => {
+test("undiciStartSpanHook: peer.service and resend count of the kit's requests, redacted url.full, nothing in the common case", () => {
   const plain = { origin: 'http://h:1', path: '/x' };
   assert.deepEqual(undiciStartSpanHook(plain), {});
   assert.deepEqual(undiciStartSpanHook({ origin: 'http://h:1', path: '/x?page=1' }), {});
@@ -45,10 +45,30 @@ test('undiciStartSpanHook: resend count from the context, redacted url.full, not
     'url.query': 'key=REDACTED',
     'url.full': 'http://h:1/x?key=REDACTED',
   });
+  const first = { service: 'ledger-api', resend: 0, request: undefined };
   assert.deepEqual(
-    context.with(withResendCount(ROOT_CONTEXT, 2), () => undiciStartSpanHook(plain)),
-    { 'http.request.resend_count': 2 },
+    context.with(withKitRequest(ROOT_CONTEXT, first), () => undiciStartSpanHook(plain)),
+    { 'peer.service': 'ledger-api' },
   );
+  assert.equal(first.request, plain, 'the hook hands the request back');
+  assert.deepEqual(
+    context.with(withKitRequest(ROOT_CONTEXT, { ...first, resend: 2 }), () => undiciStartSpanHook(plain)),
+    { 'peer.service': 'ledger-api', 'http.request.resend_count': 2 },
+  );
+});
+
+test('traceFieldsOf: the trace fields of the traceparent the instrumentation added last', () => {
+  const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+  assert.deepEqual(
+    traceFieldsOf({ headers: ['traceparent', 'caller-set', 'accept', '*/*', 'traceparent', traceparent] }),
+    {
+      trace_id: '0af7651916cd43dd8448eb211c80319c',
+      span_id: 'b7ad6b7169203331',
+      trace_flags: '01',
+    },
+  );
+  assert.equal(traceFieldsOf({ headers: ['accept', '*/*'] }), undefined);
+  assert.equal(traceFieldsOf(undefined), undefined);
 });
 
 test('constructor: checks its options; the default timeout comes from timeouts by service name', async () => {
@@ -185,6 +205,12 @@ test('a stream body is sent once (it cannot be replayed); an abort stops the cal
       ['AbortError', 'RequestAbortedError'].includes((e as Error).name),
     );
     assert.equal(server.hits('/abort').length, 1, 'the abort is not retried');
+
+    // A signal aborted before the call: nothing is sent.
+    await assert.rejects(client.request('GET', '/abort', { signal: AbortSignal.abort() }), {
+      name: 'AbortError',
+    });
+    assert.equal(server.hits('/abort').length, 1);
   } finally {
     await client.close();
   }

@@ -85,6 +85,22 @@ async function spansOfCall(
   return { call, attempts };
 }
 
+/** The undici CLIENT span of a one-attempt call: the call's only span. */
+async function clientSpanOf(service: string, path: string): Promise<ReceivedSpan> {
+  let found: ReceivedSpan | undefined;
+  await receiver.waitFor((spans) => {
+    found = spans.find(
+      (s) =>
+        isRequestSpan(s) &&
+        s.attributes['peer.service'] === service &&
+        new URL(String(s.attributes['url.full'])).pathname === path,
+    );
+    return found !== undefined;
+  });
+  assert.ok(found);
+  return found;
+}
+
 function assertAllCorrelated(lines: Line[], span: ReceivedSpan): void {
   assert.ok(lines.length > 0);
   for (const line of lines) {
@@ -220,6 +236,9 @@ test('PAYMENT_API_TIMEOUT_MS=200: a silent server is given up after ~200 ms; a r
   assert.equal(timedOut.service, 'payment-api');
   assert.equal(timedOut.path, '/slow');
   assert.equal(typeof timedOut.error, 'string');
+  const slowSpan = await clientSpanOf('payment-api', '/slow');
+  assert.equal(slowSpan.attributes['error.type'], 'UND_ERR_HEADERS_TIMEOUT');
+  assertAllCorrelated(linesOf(id), slowSpan);
 
   server.script('/reset', 'reset');
   const reset = await send({ op: 'request', client: 'payments', method: 'POST', path: '/reset' });
@@ -303,6 +322,12 @@ test('five consecutive failures open the breaker; it fails fast; after the reset
   const ledger = spans.filter((s) => s.name === 'GET ledger-api');
   const refused = ledger.filter((s) => s.attributes['error.type'] === 'BrokenCircuitError');
   assert.equal(refused.length, 1, 'the refused call is a span too, marked BrokenCircuitError');
+  assert.equal(refused[0]?.kind, SpanKind.INTERNAL);
+  assert.equal(
+    spans.filter((s) => s.parentSpanId === refused[0]?.spanId && isRequestSpan(s)).length,
+    0,
+    'an open breaker sends nothing: no CLIENT span under the refused call',
+  );
   const ok = ledger.find((s) => s.attributes['http.response.status_code'] === 200);
   assert.ok(ok);
   assertAllCorrelated(linesOf(recovered.id), ok);
@@ -357,16 +382,24 @@ test('secret query parameters and headers never reach a log line or the call spa
   assert.equal(completed?.path, '/v2/find?q=shoes&token=REDACTED&X-Amz-Signature=REDACTED');
   assert.doesNotMatch(child.stdout, /4242/);
 
-  const { call } = await spansOfCall('GET search-api', 1);
+  // One attempt: the call is one CLIENT span, undici's, with peer.service; no span of the
+  // kit's around it; its line carries that span's ids though it is not the active span.
+  const span = await clientSpanOf('search-api', '/v2/find');
+  assert.equal(span.kind, SpanKind.CLIENT);
+  assert.equal(span.scope, '@opentelemetry/instrumentation-undici');
+  assert.equal(span.name, 'GET');
   assert.equal(
-    call.attributes['url.full'],
+    span.attributes['url.full'],
     `${server.url}/v2/find?q=shoes&token=REDACTED&X-Amz-Signature=REDACTED`,
   );
-  assert.equal(call.attributes['peer.service'], 'search-api');
+  assert.equal(span.parentSpanId, '', 'called outside any span: the CLIENT span is the root');
+  const spans = await receiver.waitFor(() => true);
+  assert.equal(spans.filter((s) => s.name === 'GET search-api').length, 0, 'no logical span for one attempt');
+  assertAllCorrelated(linesOf(id), span);
 });
 
-// Needs `new UndiciInstrumentation({ startSpanHook: undiciStartSpanHook })` in
-// src/telemetry/startTelemetry.ts: the attempt spans are made inside undici.
+// Needs `startSpanHook: undiciStartSpanHook` for the undici instrumentation
+// (src/telemetry/instrumentations.ts): the attempt spans are made inside undici.
 test('undici attempt spans: http.request.resend_count on resends, secrets redacted from url.full', async () => {
   await send({
     op: 'client',
@@ -385,6 +418,7 @@ test('undici attempt spans: http.request.resend_count on resends, secrets redact
   assert.deepEqual(attempts.map((a) => a.attributes['http.request.resend_count']).sort(), [1, 2, undefined]);
   for (const a of attempts) {
     assert.equal(a.attributes['url.full'], `${server.url}/hooked?access_token=REDACTED`);
+    assert.equal(a.attributes['peer.service'], 'hooked-api');
   }
 });
 

@@ -1,22 +1,35 @@
-import { context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import * as diagnosticsChannel from 'node:diagnostics_channel';
+import { type Context, context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_URL_FULL,
 } from '@opentelemetry/semantic-conventions';
-import { type CircuitBreakerPolicy, isBrokenCircuitError } from 'cockatiel';
+import type { CircuitBreakerPolicy } from 'cockatiel';
 import { type Dispatcher, errors, Pool } from 'undici';
 import { logger } from '../logging/logger.ts';
+import { roundMs } from '../logging/roundMs.ts';
 import { type CircuitBreakerOptions, createCircuitBreaker } from '../resilience/createCircuitBreaker.ts';
-import { HttpRetryPolicy, type RetryOptions } from '../resilience/HttpRetryPolicy.ts';
+import { HttpRetryPolicy, type RetryCall, type RetryOptions } from '../resilience/HttpRetryPolicy.ts';
 import { timeouts } from '../resilience/timeouts.ts';
-import { describeError, isTimeoutError, transportErrorCode } from '../resilience/transportErrors.ts';
+import {
+  errorMessage,
+  errorType,
+  isTimeoutError,
+  transportErrorCode,
+} from '../resilience/transportErrors.ts';
 import { redactQuery } from '../secrets.ts';
 import { classifyStatus } from '../telemetry/classifyStatus.ts';
 import { recordHttpClientRequest } from '../telemetry/instruments.ts';
 import { recordResilienceEvent } from '../telemetry/resilienceInstruments.ts';
-import { withResendCount } from '../telemetry/undiciSpanHook.ts';
+import {
+  ATTR_PEER_SERVICE,
+  type KitRequest,
+  type TraceFields,
+  traceFieldsOf,
+  withKitRequest,
+} from '../telemetry/undiciSpanHook.ts';
 
 /** How to build an `InstrumentedClient`. `service` and `baseUrl` are required; see `defaultClientOptions`. */
 export interface InstrumentedClientOptions {
@@ -87,24 +100,41 @@ const canonicalMethods = new Set([
   'TRACE',
   'QUERY',
 ]);
-/** `peer.service`: the name Jaeger's dependency graph draws an outbound call to. */
-const ATTR_PEER_SERVICE = 'peer.service';
+/**
+ * Where the undici instrumentation hears of every request: while it listens, a call that
+ * can make only one attempt is its CLIENT span alone.
+ */
+const undiciRequests = diagnosticsChannel.channel('undici:request:create');
 let defaultRetryPolicy: HttpRetryPolicy | undefined;
 /** Per-call retry options become a policy once per options object. */
 const callPolicies = new WeakMap<RetryOptions, HttpRetryPolicy>();
 
+/** What every call of one client shares. */
+interface ClientCore {
+  readonly service: string;
+  readonly pool: Pool;
+  readonly breaker: CircuitBreakerPolicy | undefined;
+  readonly timeoutMs: number;
+}
+
 /**
- * An outbound HTTP client for one dependency, on an undici keep-alive pool: the seed's
- * instrumented client with retries, a circuit breaker and per-dependency timeouts.
+ * An outbound HTTP client for one dependency, on an undici keep-alive pool: traced,
+ * measured and logged, with retries, a circuit breaker and per-dependency timeouts.
  *
- * Each call is one span (`<METHOD> <service>`, INTERNAL) around one undici CLIENT span
- * per attempt (`http.request.resend_count` on resends). Each attempt records
- * `http_client_requests_total{service,method,status_class}` and
+ * Spans: a call that can make only one attempt (no retries for it, and no breaker) is
+ * one CLIENT span, the undici instrumentation's, with `peer.service`. A call with retries
+ * or a breaker is one INTERNAL span (`<METHOD> <service>`, with `peer.service`, the
+ * `retry`/`retry.give_up`/`circuit_breaker.state_change` events) around one undici CLIENT
+ * span per attempt (`http.request.resend_count` on resends). Without the undici
+ * instrumentation the call is one CLIENT span of the kit's, named `<METHOD> <service>`.
+ *
+ * Each attempt records `http_client_requests_total{service,method,status_class}` and
  * `http_client_request_duration_seconds{service,method}` and logs "downstream request
  * completed" (info: `service`, `method`, `path`, `status_code`, `status_class`,
  * `duration_ms`), or "downstream request timed out" / "downstream request failed"
- * (error). Headers are never logged; secret query parameters are redacted from logged
- * paths and span URLs. Timings run to the response headers.
+ * (error), with the `trace_id`/`span_id` of the call's span. Headers are never logged;
+ * secret query parameters are redacted from logged paths and span URLs. Timings run to
+ * the response headers.
  *
  * @example
  * const payments = new InstrumentedClient({ service: 'payment-api', baseUrl: 'https://payments.internal', retry: true, circuitBreaker: true });
@@ -118,7 +148,7 @@ export class InstrumentedClient {
   readonly timeoutMs: number;
   /** The breaker around every attempt, if any. */
   readonly circuitBreaker: CircuitBreakerPolicy | undefined;
-  readonly #pool: Pool;
+  readonly #core: ClientCore;
   readonly #origin: string;
   readonly #basePath: string;
   readonly #retry: HttpRetryPolicy | undefined;
@@ -133,16 +163,17 @@ export class InstrumentedClient {
     this.#origin = url.origin;
     this.#basePath = url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, '');
     this.timeoutMs = o.timeoutMs ?? timeouts.get(o.service);
-    if (!isTimeout(this.timeoutMs)) throw timeoutRangeError(this.timeoutMs);
+    if (!isValidTimeout(this.timeoutMs)) throw timeoutRangeError(this.timeoutMs);
     this.#retry =
       o.retry === false ? undefined : o.retry === true ? sharedDefaultRetry() : new HttpRetryPolicy(o.retry);
     this.circuitBreaker = resolveBreaker(o.circuitBreaker, o.service);
-    this.#pool = new Pool(this.#origin, {
+    const pool = new Pool(this.#origin, {
       connections: o.connections,
       keepAliveTimeout: o.keepAliveTimeoutMs,
       bodyTimeout: this.timeoutMs,
       connect: { timeout: this.timeoutMs },
     });
+    this.#core = { service: o.service, pool, breaker: this.circuitBreaker, timeoutMs: this.timeoutMs };
   }
 
   /**
@@ -159,168 +190,40 @@ export class InstrumentedClient {
     const m = canonicalMethods.has(method) ? method : method.toUpperCase();
     if (!path.startsWith('/')) path = `/${path}`;
     const fullPath = this.#basePath === '' ? path : this.#basePath + path;
-    const loggedPath = redactQuery(fullPath);
-    if (options.timeoutMs !== undefined && !isTimeout(options.timeoutMs))
+    if (options.timeoutMs !== undefined && !isValidTimeout(options.timeoutMs))
       return Promise.reject(timeoutRangeError(options.timeoutMs));
-    const span = tracer.startSpan(this.#spanName(m), {
-      kind: SpanKind.INTERNAL,
-      attributes: {
-        [ATTR_HTTP_REQUEST_METHOD]: m,
-        [ATTR_URL_FULL]: this.#origin + loggedPath,
-        [ATTR_PEER_SERVICE]: this.service,
-      },
-    });
-    return context.with(
-      trace.setSpan(context.active(), span),
-      this.#call,
-      this,
-      m,
-      fullPath,
-      loggedPath,
-      options,
-      span,
-    );
+    const loggedPath = redactQuery(fullPath);
+    let policy = this.#retryFor(options.retry);
+    if (policy !== undefined && !replayable(options.body)) policy = undefined;
+    const traced = undiciRequests.hasSubscribers;
+    let ctx: Context = context.active();
+    let span: Span | undefined;
+    // One attempt and the undici instrumentation listening: its CLIENT span is the
+    // call's, and a span of ours around it would double the cost of tracing the call.
+    if (policy !== undefined || this.circuitBreaker !== undefined || !traced) {
+      span = tracer.startSpan(
+        this.#spanName(m),
+        {
+          kind:
+            policy === undefined && this.circuitBreaker === undefined ? SpanKind.CLIENT : SpanKind.INTERNAL,
+          attributes: {
+            [ATTR_HTTP_REQUEST_METHOD]: m,
+            [ATTR_URL_FULL]: this.#origin + loggedPath,
+            [ATTR_PEER_SERVICE]: this.service,
+          },
+        },
+        ctx,
+      );
+      ctx = trace.setSpan(ctx, span);
+    }
+    const call = new Call(this.#core, m, fullPath, loggedPath, options, span, policy);
+    if (traced) ctx = withKitRequest(ctx, call);
+    return context.with(ctx, call.run, call);
   }
 
   /** Close the pool: calls in flight finish, later ones reject. */
   close(): Promise<void> {
-    return this.#pool.close();
-  }
-
-  async #call(
-    method: string,
-    fullPath: string,
-    loggedPath: string,
-    options: ClientRequestOptions,
-    span: Span,
-  ): Promise<ClientResponse> {
-    try {
-      const response = await this.#execute(method, fullPath, loggedPath, options, span);
-      if (span.isRecording()) {
-        span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, response.statusCode);
-        if (response.statusCode >= 400) {
-          span.setAttribute(ATTR_ERROR_TYPE, String(response.statusCode));
-          span.setStatus({ code: SpanStatusCode.ERROR });
-        }
-      }
-      return response;
-    } catch (error) {
-      if (span.isRecording()) {
-        span.setAttribute(ATTR_ERROR_TYPE, errorType(error));
-        if (error instanceof Error) span.recordException(error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: describeError(error) });
-      }
-      throw error;
-    } finally {
-      span.end();
-    }
-  }
-
-  #execute(
-    method: string,
-    fullPath: string,
-    loggedPath: string,
-    options: ClientRequestOptions,
-    span: Span,
-  ): Promise<ClientResponse> {
-    const policy = this.#retryFor(options.retry);
-    if (policy === undefined || !replayable(options.body)) {
-      return this.#guarded(method, fullPath, loggedPath, options, 0);
-    }
-    return policy.execute({
-      dependency: this.service,
-      method,
-      path: loggedPath,
-      idempotent: policy.isIdempotent(method, options.headers),
-      span,
-      signal: options.signal,
-      attempt: (resend) => this.#guarded(method, fullPath, loggedPath, options, resend),
-    });
-  }
-
-  #guarded(
-    method: string,
-    fullPath: string,
-    loggedPath: string,
-    options: ClientRequestOptions,
-    resend: number,
-  ): Promise<ClientResponse> {
-    const breaker = this.circuitBreaker;
-    if (breaker === undefined) return this.#attempt(method, fullPath, loggedPath, options, resend);
-    return breaker.execute(() => this.#attempt(method, fullPath, loggedPath, options, resend));
-  }
-
-  async #attempt(
-    method: string,
-    fullPath: string,
-    loggedPath: string,
-    options: ClientRequestOptions,
-    resend: number,
-  ): Promise<ClientResponse> {
-    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    // undici's own headersTimeout runs on its coarse timers (about a second late for a
-    // 200 ms limit) and does not cover waiting for a connection: the attempt's deadline is
-    // a plain timer that aborts it.
-    const deadline = new AbortController();
-    const timer = setTimeout(abortAttempt, timeoutMs, deadline, timeoutMs);
-    timer.unref();
-    const request: Dispatcher.RequestOptions = {
-      method,
-      path: fullPath,
-      headers: options.headers,
-      body: options.body,
-      signal:
-        options.signal === undefined ? deadline.signal : AbortSignal.any([options.signal, deadline.signal]),
-    };
-    if (options.timeoutMs !== undefined) request.bodyTimeout = options.timeoutMs;
-    const start = performance.now();
-    let response: ClientResponse;
-    try {
-      response =
-        resend === 0
-          ? await this.#pool.request(request)
-          : // The undici span of this attempt is created inside this call: the context
-            // tells the span hook it is a resend.
-            await context.with(withResendCount(context.active(), resend), () => this.#pool.request(request));
-      clearTimeout(timer);
-    } catch (error) {
-      clearTimeout(timer);
-      const ms = performance.now() - start;
-      recordHttpClientRequest(this.service, method, undefined, error, ms / 1000);
-      const timedOut = isTimeoutError(error);
-      if (timedOut) recordResilienceEvent(this.service, 'timeout', 'timeout');
-      if (logger.isLevelEnabled('error')) {
-        const fields: Record<string, unknown> = {
-          service: this.service,
-          method,
-          path: loggedPath,
-          duration_ms: Math.round(ms * 100) / 100,
-          error: describeError(error),
-        };
-        const code = transportErrorCode(error);
-        if (code !== undefined) fields.error_code = code;
-        if (resend > 0) fields.retry_attempt = resend;
-        logger.error(fields, timedOut ? 'downstream request timed out' : 'downstream request failed');
-      }
-      throw error;
-    }
-    const ms = performance.now() - start;
-    const statusCode = response.statusCode;
-    recordHttpClientRequest(this.service, method, statusCode, undefined, ms / 1000);
-    if (logger.isLevelEnabled('info')) {
-      logger.info(
-        {
-          service: this.service,
-          method,
-          path: loggedPath,
-          status_code: statusCode,
-          status_class: classifyStatus(statusCode),
-          duration_ms: Math.round(ms * 100) / 100,
-        },
-        'downstream request completed',
-      );
-    }
-    return response;
+    return this.#core.pool.close();
   }
 
   #retryFor(retry: boolean | RetryOptions | undefined): HttpRetryPolicy | undefined {
@@ -345,8 +248,230 @@ export class InstrumentedClient {
   }
 }
 
-function abortAttempt(deadline: AbortController, ms: number): void {
-  deadline.abort(new errors.HeadersTimeoutError(`no response within ${ms} ms`));
+/**
+ * One call in flight, and what each of its layers reads: the call's span, the retries
+ * (it is the policy's `RetryCall`), the breaker around each attempt, the attempt. One
+ * object per call instead of the same five arguments passed down four calls. It is also
+ * the undici span hook's `KitRequest`: attempts run one after another, so `resend` and
+ * `request` describe the attempt in flight.
+ */
+class Call implements RetryCall<ClientResponse>, KitRequest {
+  readonly core: ClientCore;
+  readonly service: string;
+  readonly method: string;
+  readonly fullPath: string;
+  /** As logged: secrets redacted. */
+  readonly path: string;
+  readonly options: ClientRequestOptions;
+  /** The call's span, when it has one of ours. */
+  readonly span: Span | undefined;
+  /** The retries, when the call may make more than one attempt. */
+  readonly policy: HttpRetryPolicy | undefined;
+  readonly idempotent: boolean;
+  readonly signal: AbortSignal | undefined;
+  resend = 0;
+  request: KitRequest['request'] = undefined;
+
+  constructor(
+    core: ClientCore,
+    method: string,
+    fullPath: string,
+    loggedPath: string,
+    options: ClientRequestOptions,
+    span: Span | undefined,
+    policy: HttpRetryPolicy | undefined,
+  ) {
+    this.core = core;
+    this.service = core.service;
+    this.method = method;
+    this.fullPath = fullPath;
+    this.path = loggedPath;
+    this.options = options;
+    this.span = span;
+    this.policy = policy;
+    this.idempotent = policy?.retriesAnyFailure(method, options.headers) ?? false;
+    this.signal = options.signal;
+  }
+
+  get dependency(): string {
+    return this.service;
+  }
+
+  /** The whole call: its span (if it has one of ours) around the retries or the one attempt. */
+  async run(this: Call): Promise<ClientResponse> {
+    const span = this.span;
+    const attempts = this.policy === undefined ? this.#guarded(0) : this.policy.execute(this);
+    if (span === undefined) return attempts;
+    try {
+      const response = await attempts;
+      if (span.isRecording()) {
+        span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, response.statusCode);
+        if (response.statusCode >= 400) {
+          span.setAttribute(ATTR_ERROR_TYPE, String(response.statusCode));
+          span.setStatus({ code: SpanStatusCode.ERROR });
+        }
+      }
+      return response;
+    } catch (error) {
+      if (span.isRecording()) {
+        span.setAttribute(ATTR_ERROR_TYPE, errorType(error));
+        if (error instanceof Error) span.recordException(error);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(error) });
+      }
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  /** Attempt number `resend` + 1, for the retry policy. */
+  attempt(resend: number): Promise<ClientResponse> {
+    return this.#guarded(resend);
+  }
+
+  #guarded(resend: number): Promise<ClientResponse> {
+    const breaker = this.core.breaker;
+    if (breaker === undefined) return this.#send(resend);
+    return breaker.execute(() => this.#send(resend));
+  }
+
+  async #send(resend: number): Promise<ClientResponse> {
+    this.resend = resend;
+    this.request = undefined;
+    const { core, options, method } = this;
+    const timeoutMs = options.timeoutMs ?? core.timeoutMs;
+    // undici's own headersTimeout runs on its coarse timers (about a second late for a
+    // 200 ms limit) and does not cover waiting for a connection: the attempt's deadline is
+    // a plain timer that aborts it.
+    const signal = new AttemptSignal(options.signal);
+    const timer = setTimeout(expire, timeoutMs, signal, timeoutMs);
+    timer.unref();
+    const request: Dispatcher.RequestOptions = {
+      method,
+      path: this.fullPath,
+      headers: options.headers,
+      body: options.body,
+      // undici takes an EventEmitter-like signal: once('abort'), removeListener, reason.
+      signal: signal as unknown as Dispatcher.RequestOptions['signal'],
+    };
+    if (options.timeoutMs !== undefined) request.bodyTimeout = options.timeoutMs;
+    const start = performance.now();
+    let response: ClientResponse;
+    try {
+      // undici does not look at an EventEmitter's state before it dispatches.
+      if (options.signal?.aborted) throw options.signal.reason;
+      response = await core.pool.request(request);
+    } catch (error) {
+      clearTimeout(timer);
+      signal.release();
+      this.#failed(error, performance.now() - start, resend);
+      throw error;
+    }
+    clearTimeout(timer);
+    signal.release();
+    const ms = performance.now() - start;
+    const statusCode = response.statusCode;
+    recordHttpClientRequest(core.service, method, statusCode, undefined, ms / 1000);
+    if (logger.isLevelEnabled('info')) {
+      const trace = this.#traceFields();
+      const fields = {
+        service: core.service,
+        method,
+        path: this.path,
+        status_code: statusCode,
+        status_class: classifyStatus(statusCode),
+        duration_ms: roundMs(ms),
+      };
+      logger.info(
+        trace === undefined ? fields : Object.assign(fields, trace),
+        'downstream request completed',
+      );
+    }
+    return response;
+  }
+
+  #failed(error: unknown, ms: number, resend: number): void {
+    const service = this.core.service;
+    recordHttpClientRequest(service, this.method, undefined, error, ms / 1000);
+    const timedOut = isTimeoutError(error);
+    if (timedOut) recordResilienceEvent(service, 'timeout', 'timeout');
+    if (!logger.isLevelEnabled('error')) return;
+    const fields: Record<string, unknown> = {
+      service,
+      method: this.method,
+      path: this.path,
+      duration_ms: roundMs(ms),
+      error: errorMessage(error),
+    };
+    const code = transportErrorCode(error);
+    if (code !== undefined) fields.error_code = code;
+    if (resend > 0) fields.retry_attempt = resend;
+    const trace = this.#traceFields();
+    if (trace !== undefined) Object.assign(fields, trace);
+    logger.error(fields, timedOut ? 'downstream request timed out' : 'downstream request failed');
+  }
+
+  /**
+   * The trace fields of the call's span when it is undici's (no span of ours): lines are
+   * written in the caller's context, where that span is not active.
+   */
+  #traceFields(): TraceFields | undefined {
+    return this.span === undefined ? traceFieldsOf(this.request) : undefined;
+  }
+}
+
+/**
+ * An attempt's abort signal, in undici's EventEmitter form (`once`/`removeListener`,
+ * then `reason`): aborted by the attempt's deadline or by the caller's signal. undici
+ * takes one listener; a native `AbortController` and `AbortSignal.any` cost a listener
+ * registration in Node's EventTarget per attempt for the same effect.
+ */
+class AttemptSignal {
+  /** Set once aborted; undici reads it in its listener. */
+  reason: unknown = undefined;
+  #listener: (() => void) | undefined = undefined;
+  readonly #caller: AbortSignal | undefined;
+
+  constructor(caller: AbortSignal | undefined) {
+    this.#caller = caller;
+    caller?.addEventListener('abort', this);
+  }
+
+  /** The caller's signal aborted (`this` is its listener: no closure per attempt). */
+  handleEvent(): void {
+    this.abort(this.#caller?.reason);
+  }
+
+  abort(reason: unknown): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.();
+  }
+
+  /** The attempt is over: stop listening to the caller's signal. */
+  release(): void {
+    this.#caller?.removeEventListener('abort', this);
+  }
+
+  on(_event: 'abort', listener: () => void): this {
+    this.#listener = listener;
+    return this;
+  }
+
+  once(event: 'abort', listener: () => void): this {
+    return this.on(event, listener);
+  }
+
+  removeListener(_event: 'abort', listener: () => void): this {
+    if (this.#listener === listener) this.#listener = undefined;
+    return this;
+  }
+}
+
+function expire(signal: AttemptSignal, ms: number): void {
+  signal.abort(new errors.HeadersTimeoutError(`no response within ${ms} ms`));
 }
 
 function sharedDefaultRetry(): HttpRetryPolicy {
@@ -384,7 +509,7 @@ function parseBaseUrl(baseUrl: string): URL {
   return url;
 }
 
-function isTimeout(ms: number): boolean {
+function isValidTimeout(ms: number): boolean {
   return Number.isSafeInteger(ms) && ms >= 1;
 }
 
@@ -401,10 +526,4 @@ function replayable(body: ClientRequestOptions['body']): boolean {
     ArrayBuffer.isView(body) ||
     body instanceof FormData
   );
-}
-
-function errorType(error: unknown): string {
-  // cockatiel's error keeps the name "Error"; its guard knows it.
-  if (isBrokenCircuitError(error)) return 'BrokenCircuitError';
-  return transportErrorCode(error) ?? (error instanceof Error ? error.name : 'Error');
 }

@@ -6,37 +6,64 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import { redactQuery } from '../secrets.ts';
 
-/**
- * The context key of a resend: InstrumentedClient sets it around the 2nd, 3rd... attempt
- * of a call, so that the undici instrumentation's span for that attempt carries
- * `http.request.resend_count` (the span is created inside undici, where nothing else of
- * ours can reach it).
- */
-export const resendCountKey: symbol = createContextKey('otel-service-kit http.request.resend_count');
+/** `peer.service`: the name Jaeger's dependency graph draws an outbound call to. */
+export const ATTR_PEER_SERVICE = 'peer.service';
 
-/** `ctx` marking the requests started in it as resend number `count` (1 for the first retry). */
-export function withResendCount(ctx: Context, count: number): Context {
-  return ctx.setValue(resendCountKey, count);
+/**
+ * What InstrumentedClient tells the undici span hook about the request it is making (the
+ * span is created inside undici, where nothing else of ours can reach it), and what the
+ * hook hands back.
+ */
+export interface KitRequest {
+  /** The dependency called: the span's `peer.service`. */
+  readonly service: string;
+  /** 0 for a call's first attempt, 1 for the first retry...: `http.request.resend_count` when > 0. */
+  readonly resend: number;
+  /**
+   * Set by the hook: undici's request, whose headers carry the `traceparent` of the span
+   * made for it once the instrumentation has injected it.
+   */
+  request: { readonly headers?: unknown } | undefined;
+}
+
+/**
+ * The context key of a `KitRequest`. A context key is a `Symbol.for`: the preload
+ * bundle's copy of this module and the app's copy share it.
+ */
+const kitRequestKey: symbol = createContextKey('otel-service-kit request');
+
+/** `ctx` marking the undici requests started in it as `request`. */
+export function withKitRequest(ctx: Context, request: KitRequest): Context {
+  return ctx.setValue(kitRequestKey, request);
 }
 
 const none: Attributes = Object.freeze({});
 
 /**
- * The undici instrumentation's `startSpanHook`: adds `http.request.resend_count` on
- * resends, and replaces `url.full`/`url.query` by their redacted form when the query
- * carries a secret (token, signature, ...). It runs inside undici for every request, so
- * the common case (no query, not a resend) allocates nothing.
+ * The undici instrumentation's `startSpanHook`. For InstrumentedClient's requests it adds
+ * `peer.service`, and `http.request.resend_count` on resends, and remembers the request;
+ * for every request it replaces `url.full`/`url.query` by their redacted form when the
+ * query carries a secret (token, signature, ...). It runs inside undici for every
+ * request, so a plain request without a query allocates nothing.
  *
  * @example
  * new UndiciInstrumentation({ startSpanHook: undiciStartSpanHook })
  */
-export function undiciStartSpanHook(request: { origin?: unknown; path: string }): Attributes {
-  const resend = context.active().getValue(resendCountKey);
+export function undiciStartSpanHook(request: {
+  origin?: unknown;
+  path: string;
+  headers?: unknown;
+}): Attributes {
+  const kit = context.active().getValue(kitRequestKey) as KitRequest | undefined;
   const path = request.path;
   const q = path.indexOf('?');
-  if (resend === undefined && q === -1) return none;
+  if (kit === undefined && q === -1) return none;
   const attributes: Attributes = {};
-  if (typeof resend === 'number') attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = resend;
+  if (kit !== undefined) {
+    kit.request = request;
+    attributes[ATTR_PEER_SERVICE] = kit.service;
+    if (kit.resend > 0) attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = kit.resend;
+  }
   if (q !== -1) {
     const redacted = redactQuery(path);
     if (redacted !== path) {
@@ -46,4 +73,31 @@ export function undiciStartSpanHook(request: { origin?: unknown; path: string })
     }
   }
   return attributes;
+}
+
+/** The trace fields of a log line, as the pino instrumentation writes them. */
+export interface TraceFields {
+  trace_id: string;
+  span_id: string;
+  trace_flags: string;
+}
+
+/**
+ * The trace fields of the span the undici instrumentation made for `request`, read from
+ * the W3C `traceparent` it injected into the request's headers (undici keeps them as a
+ * flat [name, value, ...] array); undefined when there is none (no span, or another
+ * propagator).
+ */
+export function traceFieldsOf(request: KitRequest['request']): TraceFields | undefined {
+  const headers = request?.headers;
+  if (!Array.isArray(headers)) return undefined;
+  // The instrumentation adds its headers last.
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (headers[i] !== 'traceparent') continue;
+    const value: unknown = headers[i + 1];
+    // 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>
+    if (typeof value !== 'string' || value.length < 55) return undefined;
+    return { trace_id: value.slice(3, 35), span_id: value.slice(36, 52), trace_flags: value.slice(53, 55) };
+  }
+  return undefined;
 }
