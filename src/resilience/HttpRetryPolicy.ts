@@ -13,7 +13,7 @@ import {
 import { logger } from '../logging/logger.ts';
 import { recordResilienceEvent } from '../telemetry/resilienceInstruments.ts';
 import { retryAfterMs } from './retryAfter.ts';
-import { errorMessage, isConnectError, isRetryableError, transportErrorCode } from './transportErrors.ts';
+import { errorMessage, errorType, isConnectError, isRetryableError } from './transportErrors.ts';
 
 /** How a call is retried. Every field is optional; see `defaultRetryOptions`. */
 export interface RetryOptions {
@@ -165,14 +165,6 @@ export class HttpRetryPolicy {
     );
   }
 
-  /**
-   * @deprecated The old name of `retriesAnyFailure`: it is also true for a POST when
-   * `retryNonIdempotent` is set. Kept only until `InstrumentedClient` calls the new name.
-   */
-  isIdempotent(method: string, headers: unknown): boolean {
-    return this.retriesAnyFailure(method, headers);
-  }
-
   /** Whether this status would be retried. */
   retriesStatus(statusCode: number): boolean {
     return this.#retryStatuses.has(statusCode);
@@ -248,10 +240,6 @@ export class HttpRetryPolicy {
     recordResilienceEvent(call.dependency, 'retry', 'give_up');
     call.span?.addEvent('retry.give_up', { 'retry.attempts': attempts });
   }
-}
-
-function errorType(error: unknown): string {
-  return transportErrorCode(error) ?? (error instanceof Error ? error.name : 'Error');
 }
 
 /** Whether undici-style `headers` (an object, a flat array or pairs) name `lowerName`. */

@@ -108,11 +108,3 @@ export function errorType(error: unknown): string {
   if (isBrokenCircuitError(error)) return 'BrokenCircuitError';
   return transportErrorCode(error) ?? (error instanceof Error ? error.name : 'Error');
 }
-
-/**
- * @deprecated The old name of `errorMessage` (a string; requestLogging's own helper of
- * that name returns log fields). Kept only until `InstrumentedClient` imports the new name.
- */
-export function describeError(error: unknown): string {
-  return errorMessage(error);
-}
