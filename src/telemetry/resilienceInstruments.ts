@@ -56,7 +56,12 @@ interface BreakerEntry {
   readonly labels: readonly Attributes[];
 }
 
-const breakers = new Map<string, BreakerEntry>();
+// On globalThis: the preload (a bundle of its own) leaves the series of breakers that
+// are gone out of /metrics (dropGoneBreakers in startTelemetry.ts).
+const breakersKey = Symbol.for('otel-service-kit.breakers');
+const global = globalThis as { [breakersKey]?: Map<string, BreakerEntry> };
+global[breakersKey] ??= new Map();
+const breakers: Map<string, BreakerEntry> = global[breakersKey];
 
 // A collected breaker's entry goes at once, not at the next scrape: a service that makes
 // breakers per tenant or per host and is rarely scraped must not pile them up.

@@ -12,9 +12,7 @@ import {
   resourceFromAttributes,
 } from '@opentelemetry/resources';
 import {
-  AggregationTemporality,
   ConsoleMetricExporter,
-  InstrumentType,
   MeterProvider,
   type MetricReader,
   PeriodicExportingMetricReader,
@@ -208,12 +206,7 @@ async function metricReaders(
     // The scope labels would add otel_scope_* to every series; the catalogue's label
     // sets are exact. The server is started once the SDK is, so a taken port is reported once.
     prometheus = new PrometheusExporter({ host, port, withoutScopeInfo: true, preventServerStart: true });
-    // Gauges report what their callbacks observe now: with the exporter's cumulative
-    // temporality the SDK would keep every series a callback ever reported (a breaker
-    // collected long ago, a tenant gone) on /metrics and in memory for good.
-    const cumulative = prometheus.selectAggregationTemporality.bind(prometheus);
-    prometheus.selectAggregationTemporality = (type) =>
-      type === InstrumentType.OBSERVABLE_GAUGE ? AggregationTemporality.DELTA : cumulative(type);
+    dropGoneBreakers(prometheus);
     state.metrics = { host, port };
     readers.push(prometheus);
   }
@@ -243,6 +236,34 @@ function otlpProtocol(env: Env, signalVariable: string): OtlpProtocol {
     readOtelEnum(env, 'OTEL_EXPORTER_OTLP_PROTOCOL', otlpProtocols, 'http/protobuf', warn) ??
     'http/protobuf'
   );
+}
+
+/**
+ * `circuit_breaker_state` without the breakers that are gone. With Prometheus's cumulative
+ * temporality the SDK keeps every series an observable gauge ever reported: a breaker
+ * made per tenant and collected long ago would stay on /metrics for good. The kit's
+ * breakers are registered on globalThis (resilienceInstruments.ts); a series whose
+ * breaker is no longer there is left out of the scrape. (Delta temporality for all
+ * gauges would do it too, but a runtime gauge skipped at one collection would then go
+ * stale in Prometheus and reset the alerts that wait on it.)
+ */
+function dropGoneBreakers(prometheus: PrometheusExporter): void {
+  const collect = prometheus.collect.bind(prometheus);
+  prometheus.collect = async (options) => {
+    const result = await collect(options);
+    const live = (globalThis as Record<symbol, Map<string, unknown> | undefined>)[
+      Symbol.for('otel-service-kit.breakers')
+    ];
+    for (const scope of result.resourceMetrics.scopeMetrics) {
+      for (const metric of scope.metrics) {
+        if (metric.descriptor.name !== 'circuit_breaker_state') continue;
+        (metric as { dataPoints: unknown[] }).dataPoints = metric.dataPoints.filter((point) =>
+          live?.has(String(point.attributes.breaker)),
+        );
+      }
+    }
+    return result;
+  };
 }
 
 /** The span processors `OTEL_TRACES_EXPORTER` asks for (default: OTLP), each behind the redaction of secrets. */
