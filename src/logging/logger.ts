@@ -5,6 +5,19 @@ import { getLogContext } from './logContext.ts';
 
 export type { Logger } from 'pino';
 
+// pino's isoTime formats a new Date for every line (2.9 µs of each line, --cpu-prof); lines
+// written within the same millisecond share one string.
+let lastMs = 0;
+let lastTime = '';
+function isoTime(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastTime = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return lastTime;
+}
+
 /** The options of the root logger; exported so tests can build one writing elsewhere. */
 export function loggerOptions(
   env: Readonly<Record<string, string | undefined>> = process.env,
@@ -17,7 +30,7 @@ export function loggerOptions(
   return {
     level: readEnum(env, 'LOG_LEVEL', logLevels, 'info'),
     base,
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTime,
     formatters: {
       level: (label) => ({ level: label }),
       // Secrets out of every line and every child's bindings, whatever the case of the
