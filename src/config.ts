@@ -257,6 +257,19 @@ export function checkDrainDelay(drainDelayMs: number, timeoutMs: number, raw: st
   }
 }
 
+let processConfig: KitConfig | undefined;
+
+/**
+ * The kit's settings from `process.env`, read and validated at the first call and kept:
+ * the logger, the timeouts and GracefulShutdown take theirs from here unless given their
+ * own (an `env` option, explicit values). InstrumentedS3 reads its `S3_*` variables when
+ * its client is built, with the same functions. Throws `ConfigError`.
+ */
+export function kitConfig(): KitConfig {
+  processConfig ??= readKitConfig(process.env);
+  return processConfig;
+}
+
 /**
  * The preload's configuration: `readKitConfig`, or one line naming the bad variable on
  * stderr and exit status 1.

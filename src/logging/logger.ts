@@ -1,5 +1,5 @@
 import pino, { type Logger, type LoggerOptions } from 'pino';
-import { logLevels, readEnum, serviceIdentity } from '../config.ts';
+import { kitConfig, logLevels, readEnum, serviceIdentity } from '../config.ts';
 import { redactSecrets } from '../secrets.ts';
 import { getLogContext } from './logContext.ts';
 
@@ -28,7 +28,7 @@ export function loggerOptions(
   if (id.version !== undefined) base.service_version = id.version;
   if (id.environment !== undefined) base.environment = id.environment;
   return {
-    level: readEnum(env, 'LOG_LEVEL', logLevels, 'info'),
+    level: env === process.env ? kitConfig().logLevel : readEnum(env, 'LOG_LEVEL', logLevels, 'info'),
     base,
     timestamp: isoTime,
     formatters: {

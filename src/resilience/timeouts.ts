@@ -1,4 +1,4 @@
-import { type Env, readDependencyTimeoutsMs } from '../config.ts';
+import { type Env, kitConfig, readDependencyTimeoutsMs } from '../config.ts';
 
 /**
  * Built-in per-dependency defaults, in ms: only the dependencies the kit itself calls.
@@ -36,7 +36,8 @@ export class Timeouts {
   readonly #fromEnv = new Map<string, number>();
 
   constructor(env: Env = process.env) {
-    for (const [name, ms] of Object.entries(readDependencyTimeoutsMs(env))) this.#fromEnv.set(name, ms);
+    const fromEnv = env === process.env ? kitConfig().dependencyTimeoutsMs : readDependencyTimeoutsMs(env);
+    for (const [name, ms] of Object.entries(fromEnv)) this.#fromEnv.set(name, ms);
   }
 
   /**

@@ -5,6 +5,7 @@ import { Server as TlsServer } from 'node:tls';
 import {
   checkDrainDelay,
   type Env,
+  kitConfig,
   readNonNegativeMs,
   readPositiveMs,
   shutdownDefaultsMs,
@@ -132,11 +133,15 @@ export class GracefulShutdown {
     const servers =
       options.server === undefined ? [] : Array.isArray(options.server) ? options.server : [options.server];
     this.#servers = [...(servers as Server[])];
+    // The process's own settings come from its KitConfig, read once; an `env` option is read here.
+    const fromConfig = options.env === undefined ? kitConfig().shutdown : undefined;
     this.#timeoutMs =
       options.timeoutMs ??
+      fromConfig?.timeoutMs ??
       readPositiveMs(env, 'SHUTDOWN_TIMEOUT_MS', defaultGracefulShutdownOptions.timeoutMs);
     this.#drainDelayMs =
       options.drainDelayMs ??
+      fromConfig?.drainDelayMs ??
       readNonNegativeMs(env, 'SHUTDOWN_DRAIN_DELAY_MS', defaultGracefulShutdownOptions.drainDelayMs);
     if (!Number.isSafeInteger(this.#timeoutMs) || this.#timeoutMs < 1) {
       throw new RangeError(
