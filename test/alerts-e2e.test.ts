@@ -11,7 +11,8 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { test } from 'node:test';
 import { runLoad } from '../example/load.ts';
-import { Child, cleanEnv, freePort, registerPath } from './helpers/child.ts';
+import { freePort } from './helpers/child.ts';
+import { startDemo } from './helpers/demo.ts';
 import { type PrometheusAlert, PrometheusServer } from './helpers/prometheusServer.ts';
 import { requireBinary } from './helpers/prometheusTools.ts';
 
@@ -84,33 +85,19 @@ test('each fault of the demo fires its alert in Prometheus, which resolves once 
   if (bin === undefined) return;
   const collector = await SwitchableCollector.start();
   t.after(() => collector.down());
-  const port = await freePort();
-  const metricsPort = await freePort();
-  const demo = new Child(
-    ['--import', registerPath, 'example/start.ts'],
-    cleanEnv({
-      OTEL_SERVICE_NAME: 'checkout',
-      OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
-      OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
-      OTEL_BSP_SCHEDULE_DELAY: '200',
-      PORT: String(port),
-      DEMO_FAULTS_PORT: '0',
-      // Healthy traffic is not perfect: 1% of charges fail and 1% are rate-limited.
-      PAYMENT_FAILURE_RATE: '0.01',
-      PAYMENT_RATE_LIMIT_RATE: '0.01',
-      PAYMENT_LATENCY_MS: '5',
-      PAYMENT_API_TIMEOUT_MS: '4000',
-    }),
-  );
-  t.after(() => demo.stop());
-  const ready = await demo.waitForLine((l) => l.msg === 'checkout demo ready', 30_000);
+  const { ready, metricsPort, target } = await startDemo(t, collector.endpoint, {
+    OTEL_BSP_SCHEDULE_DELAY: '200',
+    // Healthy traffic is not perfect: 1% of charges fail and 1% are rate-limited.
+    PAYMENT_FAILURE_RATE: '0.01',
+    PAYMENT_RATE_LIMIT_RATE: '0.01',
+    PAYMENT_API_TIMEOUT_MS: '4000',
+  });
   const faults = String(ready.faults);
   assert.match(
     faults,
     /^http:\/\/127\.0\.0\.1:\d+\/faults$/,
     'the demo serves its fault endpoint on loopback',
   );
-  const target = `http://127.0.0.1:${port}`;
 
   const prometheus = await PrometheusServer.start(
     bin,

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
 import { runLoad } from '../example/load.ts';
-import { Child, cleanEnv, freePort, registerPath, repoRoot } from './helpers/child.ts';
+import { repoRoot } from './helpers/child.ts';
+import { startDemo } from './helpers/demo.ts';
 import { OtlpReceiver, SpanKind } from './helpers/otlpReceiver.ts';
 import { PrometheusServer } from './helpers/prometheusServer.ts';
 import { requireBinary } from './helpers/prometheusTools.ts';
@@ -70,25 +71,11 @@ test('the demo under load: dashboards and alerts return data from a real Prometh
   if (bin === undefined) return;
   const receiver = await OtlpReceiver.start();
   t.after(() => receiver.close());
-  const port = await freePort();
-  const metricsPort = await freePort();
-  const demo = new Child(
-    ['--import', registerPath, 'example/start.ts'],
-    cleanEnv({
-      OTEL_SERVICE_NAME: 'checkout',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-      OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
-      OTEL_BSP_SCHEDULE_DELAY: '300',
-      PORT: String(port),
-      DEMO_FAULTS_PORT: '0',
-      PAYMENT_FAILURE_RATE: '0.2',
-      PAYMENT_RATE_LIMIT_RATE: '0',
-      PAYMENT_LATENCY_MS: '5',
-    }),
-  );
-  t.after(() => demo.stop());
-  await demo.waitForLine((l) => l.msg === 'checkout demo ready', 30_000);
-  const target = `http://127.0.0.1:${port}`;
+  const { demo, metricsPort, target } = await startDemo(t, receiver.endpoint, {
+    OTEL_BSP_SCHEDULE_DELAY: '300',
+    PAYMENT_FAILURE_RATE: '0.2',
+    PAYMENT_RATE_LIMIT_RATE: '0',
+  });
 
   const prometheus = await PrometheusServer.start(bin, { 'app:9464': `127.0.0.1:${metricsPort}` });
   t.after(() => prometheus.stop());
