@@ -14,8 +14,8 @@ before(async () => {
 });
 after(() => receiver.close());
 
-/** The Express fixture under `env`, answering one request; its spans at the receiver after SIGTERM. */
-async function expressSpans(service: string, env: Record<string, string>) {
+/** The Express fixture under `env`, answering one request to `path`; its body, and its spans at the receiver after SIGTERM. */
+async function expressSpans(service: string, env: Record<string, string>, path = '/items/42') {
   const child = startFixture('server-express.mjs', {
     OTEL_SERVICE_NAME: service,
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
@@ -24,14 +24,19 @@ async function expressSpans(service: string, env: Record<string, string>) {
   });
   try {
     const ready = await child.waitForLine((l) => l.msg === 'fixture ready');
-    assert.equal((await oneShot(`http://127.0.0.1:${ready.port}/items/42`)).status, 200);
+    const response = await oneShot(`http://127.0.0.1:${ready.port}${path}`);
+    assert.equal(response.status, 200);
     child.kill('SIGTERM');
     const exit = await child.exited;
     assert.equal(exit.code, 0, child.stderr);
     await receiver
       .waitFor((all) => all.some((s) => s.resource['service.name'] === service), 5000)
       .catch(() => []);
-    return { child, spans: receiver.spans.filter((s) => s.resource['service.name'] === service) };
+    return {
+      child,
+      body: response.body,
+      spans: receiver.spans.filter((s) => s.resource['service.name'] === service),
+    };
   } finally {
     await child.stop();
   }
@@ -50,6 +55,16 @@ test('OTEL_NODE_DISABLED_INSTRUMENTATIONS=http,express: no server spans, the app
     [],
   );
   assert.equal(off.child.stderrLines().length, 0, off.child.stderr);
+});
+
+test("Express under its instrumentation: a middleware's next is req.next, as res.format relies on", async () => {
+  const { body, spans } = await expressSpans('express-next', {}, '/format');
+  assert.deepEqual(JSON.parse(body), { sameNext: true });
+  assert.ok(
+    spans.some(
+      (s) => s.scope === '@opentelemetry/instrumentation-express' && s.attributes['http.route'] === '/format',
+    ),
+  );
 });
 
 test('an unknown instrumentation name: one warning naming it, the app runs', async () => {

@@ -39,6 +39,7 @@ import { SocketIoInstrumentation } from '@opentelemetry/instrumentation-socket.i
 import { TediousInstrumentation } from '@opentelemetry/instrumentation-tedious';
 import { WinstonInstrumentation } from '@opentelemetry/instrumentation-winston';
 import type { Env } from '../config.ts';
+import { keepReqNext } from './expressReqNext.ts';
 import { LazyInstrumentation } from './LazyInstrumentation.ts';
 import { lazyInstrumentations } from './lazyInstrumentations.ts';
 import { isProbePath } from './probePaths.ts';
@@ -114,6 +115,7 @@ export function isInstrumentationOn(env: Env, name: string, onByDefault: boolean
  * - undici: `http.request.resend_count` on retried attempts;
  * - aws-sdk: no duplicate client span for the SDK's own HTTP call;
  * - pino: OTLP log records only when `OTEL_LOGS_EXPORTER` asks;
+ * - express: `req.next` stays the `next` each middleware is handed (`keepReqNext`);
  * - host-metrics (off in the anchor): on, for process CPU and memory only, the series
  *   every Node team has from prom-client; `OTEL_NODE_DISABLED_INSTRUMENTATIONS=host-metrics`
  *   turns it off;
@@ -155,7 +157,12 @@ export function kitInstrumentations(env: Env, settings: InstrumentationSettings)
     if (!isInstrumentationOn(env, entry.name, onByDefault(entry.name))) continue;
     const Class = classes[entry.name];
     if (Class === undefined) continue;
-    lazy.push(new LazyInstrumentation(full, entry.modules, (config) => new Class(config), configs[full]));
+    const build = (config: InstrumentationConfig) => {
+      const instrumentation = new Class(config);
+      if (entry.name === 'express') keepReqNext(instrumentation);
+      return instrumentation;
+    };
+    lazy.push(new LazyInstrumentation(full, entry.modules, build, configs[full]));
   }
   const eager = getNodeAutoInstrumentations({ ...configs, ...skip });
   if (isInstrumentationOn(env, 'http', true)) nameFastifyRoutes();
