@@ -8,7 +8,7 @@
 // cache on, then imports ./preload.js.
 //
 // `npm run build` runs it after tsc; `npm test` and `npm start` build first.
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
@@ -22,17 +22,25 @@ const root = fileURLToPath(new URL('..', import.meta.url));
  * exporter: @grpc/grpc-js), which a bundler cannot follow: the bundle would look for
  * those packages in the app's node_modules at run time. Their calls are turned back into
  * plain `require()`, which esbuild bundles.
+ *
+ * And a dynamic `import('http')` (the OTLP exporters' transport) becomes
+ * `Promise.resolve(require('http'))`: split into a chunk of its own, the built-in's
+ * CommonJS exports would only be the chunk's `default`.
  */
 const plainRequire: Plugin = {
   name: 'plain-require',
   setup(b) {
     b.onLoad({ filter: /[\\/]node_modules[\\/]@opentelemetry[\\/].*\.mjs$/ }, async (args) => {
       const source = await readFile(args.path, 'utf8');
-      if (!source.includes('_rolldown/runtime.mjs') || !source.includes('__require(')) return undefined;
-      const contents = source
-        .replace(/import \{ __require \} from "[^"]*_rolldown\/runtime\.mjs";\n/, '')
-        .replace(/\b__require\(/g, 'require(');
-      return { contents, loader: 'js' };
+      let contents = source.replace(/\bimport\((['"])((?:node:)?[a-z_/]+)\1\)/g, (call, _q, name: string) =>
+        isBuiltin(name) ? `Promise.resolve(require(${JSON.stringify(name)}))` : call,
+      );
+      if (source.includes('_rolldown/runtime.mjs') && source.includes('__require(')) {
+        contents = contents
+          .replace(/import \{ __require \} from "[^"]*_rolldown\/runtime\.mjs";\n/, '')
+          .replace(/\b__require\(/g, 'require(');
+      }
+      return contents === source ? undefined : { contents, loader: 'js' };
     });
   },
 };
@@ -107,17 +115,33 @@ const deferredExports: Record<
   ),
 };
 
+/** The file beside dist/preload.js that holds a deferred package: `lazy-instrumentation-express.js`. */
+const lazyFile = (specifier: string) =>
+  `lazy-${specifier
+    .replace(/^@opentelemetry\//, '')
+    .replace(/\.js$/, '')
+    .replace(/[^a-zA-Z0-9]+/g, '-')}`;
+
+const deferredDirs = Object.keys(deferredExports).map(
+  (specifier) => `/node_modules/${specifier.split('/lib/')[0]}/`,
+);
+
 const deferred: Plugin = {
   name: 'deferred',
   setup(b) {
     const filter = new RegExp(`^(${Object.keys(deferredExports).join('|').replace(/[/.]/g, '\\$&')})$`);
     b.onResolve({ filter }, (args) => {
-      if (args.namespace === 'deferred') return undefined;
+      // The package's own file (an entry point) is the real module, and so is an import from
+      // another deferred package (loaded together); every other import of it is a stand-in.
+      if (args.kind === 'entry-point' || args.namespace === 'deferred') return undefined;
+      if (deferredDirs.some((dir) => args.importer.includes(dir))) return undefined;
       return { path: args.path, namespace: 'deferred' };
     });
+    b.onResolve({ filter: /^\.\/lazy-[a-z0-9-]+\.js$/ }, (args) => ({ path: args.path, external: true }));
     b.onLoad({ filter: /.*/, namespace: 'deferred' }, (args) => {
       const spec = deferredExports[args.path] ?? {};
-      const load = `let real; const load = () => (real ??= require(${JSON.stringify(args.path)}));`;
+      const file = JSON.stringify(`./${lazyFile(args.path)}.js`);
+      const load = `let real; const load = () => (real ??= require(${file}));`;
       const classes = (spec.classes ?? []).map(
         (name) => `export class ${name} { constructor(...args) { return new (load().${name})(...args); } }`,
       );
@@ -136,9 +160,25 @@ const deferred: Plugin = {
   },
 };
 
+// Each deferred package is an entry point of its own (dist/lazy-*.js), loaded with require()
+// (Node's require of an ES module, synchronous) the first time it is used; the code it shares
+// with the preload lives in chunks both import (the preload loads 23 files, 253 kB). Kept out
+// of dist/preload.js, the deferred packages (1.2 of its 1.45 MB) are neither read nor held in
+// memory by a process that never uses them: idle RSS 69.7 → 68.9 MB, start-up +~8 ms for the
+// chunks (bench startup, Node 24).
+// Chunks are named by content hash: drop the previous build's.
+for (const name of await readdir(`${root}dist`).catch(() => [])) {
+  if (/^(chunk|lazy)-.*\.js(\.map)?$|^preload\.js(\.map)?$/.test(name)) await rm(`${root}dist/${name}`);
+}
+
 await build({
-  entryPoints: [`${root}src/preload.ts`],
-  outfile: `${root}dist/preload.js`,
+  entryPoints: {
+    preload: `${root}src/preload.ts`,
+    ...Object.fromEntries(Object.keys(deferredExports).map((specifier) => [lazyFile(specifier), specifier])),
+  },
+  outdir: `${root}dist`,
+  splitting: true,
+  chunkNames: 'chunk-[hash]',
   bundle: true,
   platform: 'node',
   format: 'esm',
