@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { PassThrough, pipeline, Writable } from 'node:stream';
 import { test } from 'node:test';
+import { createContextKey, ROOT_CONTEXT } from '@opentelemetry/api';
 import { getLogContext, withLogContext } from '../src/logging/logContext.ts';
 import { bindEmitterToContext } from '../src/server/bindEmitterToContext.ts';
+import { KitContextManager } from '../src/telemetry/KitContextManager.ts';
 
 test('listeners added after binding run in the bound context, wherever the event is emitted from', async () => {
   const emitter = new EventEmitter();
@@ -75,4 +77,39 @@ test('streams keep working when bound: pipeline moves every byte and leaves what
   assert.equal(wrapped.received, 100_000);
   assert.deepEqual(wrapped.contexts, ['stream']);
   assert.deepEqual(wrapped.left, plain.left);
+});
+
+test("the SDK's context manager (KitContextManager): a bound function keeps its arity, this and arguments, and runs in its context", async () => {
+  const manager = new KitContextManager().enable();
+  const key = createContextKey('test');
+  const bound = ROOT_CONTEXT.setValue(key, 'bound');
+  const calls: unknown[] = [];
+  function listener(this: unknown, a: unknown, b: unknown) {
+    calls.push([this, a, b, manager.active().getValue(key)]);
+    return 'result';
+  }
+  const wrapped = manager.bind(bound, listener);
+  assert.equal(wrapped.length, 2);
+  const self = { name: 'self' };
+  await new Promise<void>((resolve) => setTimeout(resolve, 1));
+  assert.equal(wrapped.call(self, 1, 2), 'result');
+  assert.deepEqual(calls, [[self, 1, 2, 'bound']]);
+  // More arguments than parameters, and a wide function: all passed, arity kept.
+  const wide = manager.bind(
+    bound,
+    (a: number, b: number, c: number, d: number, e: number, f: number) => a + b + c + d + e + f,
+  );
+  assert.equal(wide.length, 6);
+  assert.equal(wide(1, 2, 3, 4, 5, 6), 21);
+  // Emitters are still bound as emitters: a listener runs in the bound context, and off() removes it.
+  const emitter = manager.bind(bound, new EventEmitter());
+  const seen: unknown[] = [];
+  const onEvent = () => seen.push(manager.active().getValue(key));
+  emitter.on('e', onEvent);
+  emitter.emit('e');
+  emitter.off('e', onEvent);
+  emitter.emit('e');
+  assert.deepEqual(seen, ['bound']);
+  assert.equal(manager.active(), ROOT_CONTEXT);
+  manager.disable();
 });

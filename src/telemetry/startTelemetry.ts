@@ -39,6 +39,7 @@ import { CollectorConnections, FailFastSpanExporter } from './FailFastSpanExport
 import { observeHeapLimit } from './heapLimit.ts';
 import { isInstrumentationOn, kitInstrumentations } from './instrumentations.ts';
 import { internalLog, OnceDiagLogger } from './internalLog.ts';
+import { KitContextManager } from './KitContextManager.ts';
 import { RedactingSpanProcessor } from './RedactingSpanProcessor.ts';
 import { resourceDetectors } from './resource.ts';
 import { isTraceExportFailedError } from './TraceExportFailedError.ts';
@@ -137,6 +138,7 @@ export async function startTelemetry(
     // Metrics are the MeterProvider above, registered before the instrumentations are.
     metricReaders: [],
     spanProcessors: traces.processors,
+    contextManager: new KitContextManager(),
     ...(logsRequested ? {} : { logRecordProcessors: [] }),
   });
   setDiag();
