@@ -27,6 +27,33 @@ const root = fileURLToPath(new URL('..', import.meta.url));
  * `Promise.resolve(require('http'))`: split into a chunk of its own, the built-in's
  * CommonJS exports would only be the chunk's `default`.
  */
+/**
+ * Changes to upstream code on the request path, each measured; the build fails when one no
+ * longer applies (an upgrade changed the code: measure again, drop or redo the change).
+ */
+const upstreamPatches: { file: string; search: string; replace: string }[] = [
+  {
+    // A span's attributes are checked with isAnyValue, which made a WeakSet for every value
+    // (a server span: ~12): 5.7 µs of every request under bench/server.ts (--cpu-prof,
+    // cleanAttributesInternal). Only an object or an array can be circular.
+    file: '/@opentelemetry/core/dist/common/attributes.mjs',
+    search: 'return isAnyValueInternal(val, /* @__PURE__ */ new WeakSet());',
+    replace:
+      'return typeof val === "object" && val !== null ? isAnyValueInternal(val, /* @__PURE__ */ new WeakSet()) : isAnyValueInternal(val, void 0);',
+  },
+  {
+    // Every incoming request's target went through `new URL()` for its path and query
+    // (5.2 µs of every request under bench/server.ts, --cpu-prof); a plain one is split.
+    file: '/@opentelemetry/instrumentation-http/dist/utils.mjs',
+    search: 'function getInfoFromIncomingMessage(component, request, logger) {\n\ttry {',
+    replace: `import { plainRequestTarget as kitPlainRequestTarget } from ${JSON.stringify(`${root}src/telemetry/plainRequestTarget.ts`)};
+function getInfoFromIncomingMessage(component, request, logger) {
+\tconst plain = kitPlainRequestTarget(request.url);
+\tif (plain !== void 0) return plain;
+\ttry {`,
+  },
+];
+
 const plainRequire: Plugin = {
   name: 'plain-require',
   setup(b) {
@@ -40,10 +67,18 @@ const plainRequire: Plugin = {
           .replace(/import \{ __require \} from "[^"]*_rolldown\/runtime\.mjs";\n/, '')
           .replace(/\b__require\(/g, 'require(');
       }
+      for (const patch of upstreamPatches) {
+        if (!args.path.replaceAll('\\', '/').endsWith(patch.file)) continue;
+        if (!contents.includes(patch.search))
+          throw new Error(`upstream patch no longer applies: ${patch.file}`);
+        contents = contents.replace(patch.search, patch.replace);
+        applied.add(patch);
+      }
       return contents === source ? undefined : { contents, loader: 'js' };
     });
   },
 };
+const applied = new Set<(typeof upstreamPatches)[number]>();
 
 /**
  * Node's built-in modules are loaded with require(), not import: importing one builds
@@ -197,6 +232,11 @@ await build({
   },
   plugins: [plainRequire, builtinsByRequire, deferred],
 });
+
+for (const patch of upstreamPatches) {
+  if (!applied.has(patch))
+    throw new Error(`upstream patch not applied (file not in the build): ${patch.file}`);
+}
 
 /** register.ts imports the preload's source; the built entry imports the bundle beside it. */
 const bundleBeside: Plugin = {
