@@ -5,7 +5,8 @@
  * Validates the kit's variables (a bad one stops start-up with one line), then starts
  * OpenTelemetry before the app's first module is loaded: ESM hooks for exactly the
  * modules the instrumentations patch, the SDK, the exit hooks that flush telemetry and
- * the crash handler. Shipped as one esbuild bundle (`dist/preload.js`).
+ * the crash handler. Shipped as one esbuild build (`dist/preload.js`, with what may never be
+ * needed in `dist/lazy-*.js` files loaded on first use).
  *
  * A service that needs an instrumentation the set does not have adds it from a preload
  * of its own, imported after this one:
