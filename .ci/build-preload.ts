@@ -82,27 +82,32 @@ function hashAttributesOf(attributes) {`,
 const plainRequire: Plugin = {
   name: 'plain-require',
   setup(b) {
-    b.onLoad({ filter: /[\\/]node_modules[\\/]@opentelemetry[\\/].*\.mjs$/ }, async (args) => {
-      const source = await readFile(args.path, 'utf8');
-      let contents = source.replace(/\bimport\((['"])((?:node:)?[a-z_/]+)\1\)/g, (call, _q, name: string) =>
-        isBuiltin(name) ? `Promise.resolve(require(${JSON.stringify(name)}))` : call,
-      );
-      if (source.includes('_rolldown/runtime.mjs') && source.includes('__require(')) {
-        contents = contents
-          .replace(/import \{ __require \} from "[^"]*_rolldown\/runtime\.mjs";\n/, '')
-          .replace(/\b__require\(/g, 'require(');
-      }
-      for (const patch of upstreamPatches) {
-        if (!args.path.replaceAll('\\', '/').endsWith(patch.file)) continue;
-        if (!contents.includes(patch.search))
-          throw new Error(`upstream patch no longer applies: ${patch.file}`);
-        contents =
-          (patch.prepend === undefined ? '' : `${patch.prepend}\n`) +
-          contents.replace(patch.search, patch.replace);
-        applied.add(patch);
-      }
-      return contents === source ? undefined : { contents, loader: 'js' };
-    });
+    b.onLoad(
+      { filter: /[\\/]node_modules[\\/]@opentelemetry[\\/].*\.mjs$/, namespace: 'file' },
+      async (args) => {
+        const source = await readFile(args.path, 'utf8');
+        let contents = source.replace(
+          /\bimport\((['"])((?:node:)?[a-z_/]+)\1\)/g,
+          (call, _q, name: string) =>
+            isBuiltin(name) ? `Promise.resolve(require(${JSON.stringify(name)}))` : call,
+        );
+        if (source.includes('_rolldown/runtime.mjs') && source.includes('__require(')) {
+          contents = contents
+            .replace(/import \{ __require \} from "[^"]*_rolldown\/runtime\.mjs";\n/, '')
+            .replace(/\b__require\(/g, 'require(');
+        }
+        for (const patch of upstreamPatches) {
+          if (!args.path.replaceAll('\\', '/').endsWith(patch.file)) continue;
+          if (!contents.includes(patch.search))
+            throw new Error(`upstream patch no longer applies: ${patch.file}`);
+          contents =
+            (patch.prepend === undefined ? '' : `${patch.prepend}\n`) +
+            contents.replace(patch.search, patch.replace);
+          applied.add(patch);
+        }
+        return contents === source ? undefined : { contents, loader: 'js' };
+      },
+    );
   },
 };
 const applied = new Set<(typeof upstreamPatches)[number]>();
@@ -113,16 +118,24 @@ const applied = new Set<(typeof upstreamPatches)[number]>();
  * then load Node's own undici (62 ms of start-up measured with --cpu-prof, for nothing
  * the kit uses).
  */
+const importers = new Map<string, number>();
 const builtinsByRequire: Plugin = {
   name: 'builtins-by-require',
   setup(b) {
     b.onResolve({ filter: /^[a-z_:/0-9]+$/ }, (args) => {
       if (!isBuiltin(args.path)) return undefined;
-      if (args.namespace === 'builtin') return { path: args.path, external: true };
-      return { path: args.path, namespace: 'builtin' };
+      // A require() call stays one (the banner's require): no module of its own, which
+      // code splitting would make a file of its own, shared by the entries that use it.
+      if (args.namespace === 'builtin' || args.kind === 'require-call')
+        return { path: args.path, external: true };
+      // One stand-in per importing file, for the same reason: shared, it would be a file.
+      // (Named by a number: a path ending in the importer's `.mjs` would be read as ESM.)
+      let id = importers.get(args.importer);
+      if (id === undefined) importers.set(args.importer, (id = importers.size));
+      return { path: `${args.path}#${id}`, namespace: 'builtin' };
     });
     b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({
-      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      contents: `module.exports = require(${JSON.stringify(args.path.split('#')[0])});`,
       loader: 'js',
     }));
   },
@@ -224,10 +237,9 @@ const deferred: Plugin = {
 
 // Each deferred package is an entry point of its own (dist/lazy-*.js), loaded with require()
 // (Node's require of an ES module, synchronous) the first time it is used; the code it shares
-// with the preload lives in chunks both import (the preload loads 23 files, 253 kB). Kept out
+// with the preload lives in chunks both import (the preload loads 13 files, 255 kB). Kept out
 // of dist/preload.js, the deferred packages (1.2 of its 1.45 MB) are neither read nor held in
-// memory by a process that never uses them: idle RSS 69.7 → 68.9 MB, start-up +~8 ms for the
-// chunks (bench startup, Node 24).
+// memory by a process that never uses them: idle RSS 69.7 → 68.5 MB (bench startup, Node 24).
 // Chunks are named by content hash: drop the previous build's.
 for (const name of await readdir(`${root}dist`).catch(() => [])) {
   if (/^(chunk|lazy)-.*\.js(\.map)?$|^preload\.js(\.map)?$/.test(name)) await rm(`${root}dist/${name}`);
