@@ -2,6 +2,7 @@
 // upstreamPatches): each must give what the code it shortcuts gives.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { internAttributes } from '../src/telemetry/internAttributes.ts';
 import { plainRequestTarget, plainRequestUrl } from '../src/telemetry/plainRequestTarget.ts';
 
 test('a plain request target gives the path and query new URL() gives; any other is left to new URL()', () => {
@@ -78,4 +79,20 @@ test('a plain origin and target give the URL parts new URL(path, origin) gives; 
     assert.equal(fast.toString(), url.toString(), `${origin} ${path}`);
   }
   assert.equal(plain, 4);
+});
+
+test('metric attributes are interned: equal sets give one frozen object, the caller keeps its own', () => {
+  const a = { 'http.request.method': 'GET', 'server.port': 8080, 'http.response.status_code': 200 };
+  const b = { 'http.request.method': 'GET', 'server.port': 8080, 'http.response.status_code': 200 };
+  const one = internAttributes(a);
+  assert.equal(internAttributes(b), one);
+  assert.ok(Object.isFrozen(one));
+  assert.ok(!Object.isFrozen(a));
+  assert.deepEqual(one, a);
+  // A value's type counts, and so does a missing key against an undefined one.
+  assert.notEqual(internAttributes({ ...a, 'server.port': '8080' }), one);
+  assert.notEqual(internAttributes({ ...a, 'error.type': undefined }), one);
+  // An array value: left as it is.
+  const withArray = { 'http.request.method': 'GET', tags: ['x'] };
+  assert.equal(internAttributes(withArray), withArray);
 });
