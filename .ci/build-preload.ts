@@ -147,7 +147,10 @@ const builtinsByRequire: Plugin = {
       // One stand-in per importing file, for the same reason: shared, it would be a file.
       // (Named by a number: a path ending in the importer's `.mjs` would be read as ESM.)
       let id = importers.get(args.importer);
-      if (id === undefined) importers.set(args.importer, (id = importers.size));
+      if (id === undefined) {
+        id = importers.size;
+        importers.set(args.importer, id);
+      }
       return { path: `${args.path}#${id}`, namespace: 'builtin' };
     });
     b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({
