@@ -128,6 +128,8 @@ function redactCredentials(target: string): string {
   const scheme = target.indexOf('://');
   if (scheme === -1) return target;
   const start = scheme + 3;
+  // Most URLs have no '@' at all: one search, no array (3 µs of every client span, --cpu-prof).
+  if (target.indexOf('@', start) === -1) return target;
   let end = target.length;
   for (const c of ['/', '?', '#']) {
     const i = target.indexOf(c, start);
