@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { bindLogContext, getLogContext, withLogContext } from '../src/logging/logContext.ts';
-import { createLogger, loggerOptions } from '../src/logging/logger.ts';
+import { createLogger, formatIsoTime, loggerOptions } from '../src/logging/logger.ts';
 import { cleanEnv, repoRoot } from './helpers/child.ts';
 
 /** A pino logger with the kit's options writing into an array of parsed lines. */
@@ -170,4 +170,12 @@ test('the root logger writes each line before the call returns: none lost to a k
     .split('\n')
     .map((l) => (JSON.parse(l) as { msg: string }).msg);
   assert.deepEqual(msgs, ['first', 'from console.log', ...Array(50).fill('burst'), 'last']);
+});
+
+test('line times are ISO 8601, as Date#toISOString gives them, across minutes, days and years', () => {
+  const start = Date.UTC(2026, 11, 31, 23, 58, 59, 990);
+  const times = [Date.now(), 0, 999, 1000, 59_999, 60_000, start];
+  for (let t = start; t < start + 3 * 60_000; t += 997) times.push(t);
+  times.push(start - 1, start + 5, Date.UTC(2027, 0, 1), Date.UTC(2027, 0, 1) - 1);
+  for (const t of times) assert.equal(formatIsoTime(t), new Date(t).toISOString(), String(t));
 });

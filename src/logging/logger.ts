@@ -6,16 +6,33 @@ import { getLogContext } from './logContext.ts';
 export type { Logger } from 'pino';
 
 // pino's isoTime formats a new Date for every line (2.9 µs of each line, --cpu-prof); lines
-// written within the same millisecond share one string.
+// written within the same millisecond share one string, and the date and minute are
+// formatted once a minute (a new millisecond: 2.5 -> 0.3 µs).
 let lastMs = 0;
 let lastTime = '';
 function isoTime(): string {
   const now = Date.now();
   if (now !== lastMs) {
     lastMs = now;
-    lastTime = `,"time":"${new Date(now).toISOString()}"`;
+    lastTime = `,"time":"${formatIsoTime(now)}"`;
   }
   return lastTime;
+}
+
+let minuteStart = Number.NaN;
+let minutePrefix = '';
+
+/** `new Date(ms).toISOString()`, with the part up to the minute kept from the previous call. */
+export function formatIsoTime(ms: number): string {
+  const inMinute = ms - minuteStart;
+  if (!(inMinute >= 0 && inMinute < 60_000)) {
+    minuteStart = ms - (((ms % 60_000) + 60_000) % 60_000);
+    minutePrefix = new Date(minuteStart).toISOString().slice(0, 17);
+    return formatIsoTime(ms);
+  }
+  const seconds = Math.floor(inMinute / 1000);
+  const millis = inMinute - seconds * 1000;
+  return `${minutePrefix}${seconds < 10 ? '0' : ''}${seconds}.${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
 }
 
 /** The options of the root logger; exported so tests can build one writing elsewhere. */
