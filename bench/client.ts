@@ -12,7 +12,8 @@
 // run for a bounded time and count; rounds are interleaved and medians reported.
 // Figures: requests/s, and client CPU (user+system) per request. Knobs: BENCH_RUNS (3),
 // BENCH_SECONDS per run (2), BENCH_CONCURRENCY (1,8: 1 is a handler awaiting its
-// downstream call; 8 saturates the client), BENCH_VARIANTS (indices, e.g. 0,1,2).
+// downstream call; 8 saturates the client), BENCH_VARIANTS (indices, e.g. 0,1,2),
+// BENCH_CPU_PROF (a folder: a --cpu-prof profile of every run, by variant).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, openSync } from 'node:fs';
@@ -154,7 +155,14 @@ async function startSink() {
 }
 
 async function runOnce(v: Variant, env: NodeJS.ProcessEnv, devNull: number): Promise<Sample> {
-  const child = spawn(process.execPath, [...v.args, '--input-type=module', '-e', clientCode], {
+  // BENCH_CPU_PROF=<dir>: each run writes a --cpu-prof profile there, named by variant.
+  const profile = process.env.BENCH_CPU_PROF
+    ? [
+        '--cpu-prof',
+        `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${v.name.trim().replace(/[^a-z0-9]+/gi, '-')}`,
+      ]
+    : [];
+  const child = spawn(process.execPath, [...profile, ...v.args, '--input-type=module', '-e', clientCode], {
     cwd: root,
     env: { ...env, BENCH_MODE: v.mode, ...v.env },
     stdio: ['ignore', devNull, 'pipe', 'pipe'],
