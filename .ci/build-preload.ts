@@ -17,17 +17,6 @@ import { lazyInstrumentations } from '../src/telemetry/lazyInstrumentations.ts';
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 /**
- * Some OpenTelemetry packages' ESM builds load a dependency through
- * `createRequire(import.meta.url)` (instrumentation-http: forwarded-parse; the gRPC
- * exporter: @grpc/grpc-js), which a bundler cannot follow: the bundle would look for
- * those packages in the app's node_modules at run time. Their calls are turned back into
- * plain `require()`, which esbuild bundles.
- *
- * And a dynamic `import('http')` (the OTLP exporters' transport) becomes
- * `Promise.resolve(require('http'))`: split into a chunk of its own, the built-in's
- * CommonJS exports would only be the chunk's `default`.
- */
-/**
  * Changes to upstream code on the request path, each measured; the build fails when one no
  * longer applies (an upgrade changed the code: measure again, drop or redo the change).
  */
@@ -95,6 +84,19 @@ function hashAttributesOf(attributes) {`,
   },
 ];
 
+/**
+ * Some OpenTelemetry packages' ESM builds load a dependency through
+ * `createRequire(import.meta.url)` (instrumentation-http: forwarded-parse; the gRPC
+ * exporter: @grpc/grpc-js), which a bundler cannot follow: the bundle would look for
+ * those packages in the app's node_modules at run time. Their calls are turned back into
+ * plain `require()`, which esbuild bundles.
+ *
+ * And a dynamic `import('http')` (the OTLP exporters' transport) becomes
+ * `Promise.resolve(require('http'))`: split into a chunk of its own, the built-in's
+ * CommonJS exports would only be the chunk's `default`.
+ *
+ * It also applies `upstreamPatches`.
+ */
 const plainRequire: Plugin = {
   name: 'plain-require',
   setup(b) {
