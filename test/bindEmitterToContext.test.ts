@@ -3,8 +3,11 @@ import { EventEmitter } from 'node:events';
 import { PassThrough, pipeline, Writable } from 'node:stream';
 import { test } from 'node:test';
 import { createContextKey, ROOT_CONTEXT } from '@opentelemetry/api';
-import { getLogContext, withLogContext } from '../src/logging/logContext.ts';
-import { bindEmitterToContext } from '../src/server/bindEmitterToContext.ts';
+import {
+  bindEmitterToLogContext as bindEmitterToContext,
+  getLogContext,
+  withLogContext,
+} from '../src/logging/logContext.ts';
 import { KitContextManager } from '../src/telemetry/KitContextManager.ts';
 
 test('listeners added after binding run in the bound context, wherever the event is emitted from', async () => {
@@ -112,4 +115,44 @@ test("the SDK's context manager (KitContextManager): a bound function keeps its 
   assert.deepEqual(seen, ['bound']);
   assert.equal(manager.active(), ROOT_CONTEXT);
   manager.disable();
+});
+
+test('under KitContextManager, log fields ride in the OpenTelemetry context, and re-binding an emitter changes what later listeners see', async () => {
+  const manager = new KitContextManager().enable();
+  try {
+    const key = createContextKey('span');
+    const spanContext = ROOT_CONTEXT.setValue(key, 'server span');
+    const emitter = new EventEmitter();
+    const seen: unknown[] = [];
+    const look = (tag: string) => () =>
+      seen.push([tag, manager.active().getValue(key), getLogContext().request_id ?? null]);
+    manager.with(spanContext, () => {
+      // What the http instrumentation does for a request: bind it to the span's context.
+      manager.bind(manager.active(), emitter);
+      emitter.on('e', look('before'));
+      // What requestLogging does inside it: add the request id and bind again.
+      withLogContext({ request_id: 'r-1' }, () => {
+        assert.equal(manager.active().getValue(key), 'server span');
+        bindEmitterToContext(emitter);
+        emitter.on('e', look('after'));
+      });
+    });
+    await new Promise<void>((resolve) => setTimeout(resolve, 1));
+    emitter.emit('e');
+    assert.deepEqual(seen, [
+      ['before', 'server span', null],
+      ['after', 'server span', 'r-1'],
+    ]);
+    // After removeAllListeners, a listener added again is bound anew, and off() finds it.
+    const again = look('again');
+    emitter.on('e', again);
+    emitter.removeAllListeners('e');
+    emitter.on('e', again);
+    emitter.off('e', again);
+    assert.equal(emitter.listenerCount('e'), 0);
+  } finally {
+    manager.disable();
+  }
+  // Disabled, the manager no longer carries the fields: they are kept in the log context's own storage.
+  withLogContext({ request_id: 'own' }, () => assert.equal(getLogContext().request_id, 'own'));
 });

@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { withLogContext } from '../logging/logContext.ts';
+import { bindEmitterToLogContext, withLogContext } from '../logging/logContext.ts';
 import { type Logger, logger as rootLogger } from '../logging/logger.ts';
 import { roundMs } from '../logging/roundMs.ts';
 import { isProbePath } from '../telemetry/probePaths.ts';
-import { bindEmitterToContext } from './bindEmitterToContext.ts';
 import { requestIdFrom, requestIdHeader } from './requestId.ts';
 import { urlPath } from './urlPath.ts';
 
@@ -108,8 +107,8 @@ function observe(
 
 /** Listeners added to the request or the response from here on run in the current (the request's) context. */
 function bindRequest(req: IncomingMessage, res: ServerResponse): void {
-  bindEmitterToContext(req);
-  bindEmitterToContext(res);
+  bindEmitterToLogContext(req);
+  bindEmitterToLogContext(res);
 }
 
 /** The fields of a "request failed" line: the error and its stack. */
