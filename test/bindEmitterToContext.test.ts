@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { PassThrough, pipeline, Writable } from 'node:stream';
 import { test } from 'node:test';
 import { createContextKey, ROOT_CONTEXT } from '@opentelemetry/api';
@@ -155,4 +157,54 @@ test('under KitContextManager, log fields ride in the OpenTelemetry context, and
   }
   // Disabled, the manager no longer carries the fields: they are kept in the log context's own storage.
   withLogContext({ request_id: 'own' }, () => assert.equal(getLogContext().request_id, 'own'));
+});
+
+test('requests and responses are bound through their prototypes: bound ones run in their context, unbound ones (a client response) as before', async (t) => {
+  const seen: unknown[] = [];
+  let ownMethods: string[] = [];
+  const server = createServer((req, res) => {
+    withLogContext({ request_id: 'proto' }, () => {
+      bindEmitterToContext(req);
+      bindEmitterToContext(res);
+    });
+    ownMethods = ['on', 'once', 'removeListener'].filter(
+      (m) => Object.hasOwn(req, m) || Object.hasOwn(res, m),
+    );
+    // Added outside the log context: the events still run in the request's.
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+    });
+    req.once('end', () => {
+      seen.push(['end', getLogContext().request_id, size]);
+      res.end('ok');
+    });
+    res.on('finish', () => seen.push(['finish', getLogContext().request_id]));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const { port } = server.address() as AddressInfo;
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = request({ port, host: '127.0.0.1', method: 'POST', agent: false }, (res) => {
+      // A client response is an IncomingMessage too, never bound: add and remove work as ever.
+      const unused = () => {};
+      res.on('aborted', unused);
+      res.off('aborted', unused);
+      assert.equal(res.listenerCount('aborted'), 0);
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.on('end', () => resolve(text));
+    });
+    req.on('error', reject);
+    req.end(Buffer.alloc(50_000));
+  });
+  assert.equal(body, 'ok');
+  assert.deepEqual(seen, [
+    ['end', 'proto', 50_000],
+    ['finish', 'proto'],
+  ]);
+  assert.deepEqual(ownMethods, [], 'binding wrote no methods on the request or the response');
 });

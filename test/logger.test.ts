@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
+import { context, trace } from '@opentelemetry/api';
 import { bindLogContext, getLogContext, withLogContext } from '../src/logging/logContext.ts';
 import { createLogger, formatIsoTime, loggerOptions } from '../src/logging/logger.ts';
+import { KitContextManager } from '../src/telemetry/KitContextManager.ts';
 import { cleanEnv, repoRoot } from './helpers/child.ts';
 
 /** A pino logger with the kit's options writing into an array of parsed lines. */
@@ -178,4 +180,50 @@ test('line times are ISO 8601, as Date#toISOString gives them, across minutes, d
   for (let t = start; t < start + 3 * 60_000; t += 997) times.push(t);
   times.push(start - 1, start + 5, Date.UTC(2027, 0, 1), Date.UTC(2027, 0, 1) - 1);
   for (const t of times) assert.equal(formatIsoTime(t), new Date(t).toISOString(), String(t));
+});
+
+test("inside a span, the kit's lines carry its trace fields beside the log context, without the pino instrumentation", () => {
+  const manager = new KitContextManager().enable();
+  context.setGlobalContextManager(manager);
+  try {
+    const { log, lines } = sink();
+    const span = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 };
+    context.with(trace.setSpanContext(context.active(), span), () =>
+      withLogContext({ request_id: 'r-7' }, () => log.child({ component: 'c' }).info({ n: 1 }, 'inside')),
+    );
+    log.info('outside');
+    assert.deepEqual(
+      lines.map(({ trace_id, span_id, trace_flags, request_id, component, n, msg }) => ({
+        trace_id,
+        span_id,
+        trace_flags,
+        request_id,
+        component,
+        n,
+        msg,
+      })),
+      [
+        {
+          trace_id: span.traceId,
+          span_id: span.spanId,
+          trace_flags: '01',
+          request_id: 'r-7',
+          component: 'c',
+          n: 1,
+          msg: 'inside',
+        },
+        {
+          trace_id: undefined,
+          span_id: undefined,
+          trace_flags: undefined,
+          request_id: undefined,
+          component: undefined,
+          n: undefined,
+          msg: 'outside',
+        },
+      ],
+    );
+  } finally {
+    context.disable();
+  }
 });
