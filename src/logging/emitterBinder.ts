@@ -83,7 +83,11 @@ export function emitterBinder<T>(storage: AsyncLocalStorage<T>): BindEmitter<T> 
   }
   for (const name of removers) {
     replacements[name] = function boundRemove(this: Emitter, event, listener) {
-      const original = (this[state]?.originals ?? (this[prototypeOriginals] as Originals))[name] as Method;
+      const bound = this[state];
+      // Never bound (a client's response, say): it has no wrappers, Node finds its listeners.
+      if (bound === undefined)
+        return ((this[prototypeOriginals] as Originals)[name] as Method).call(this, event, listener);
+      const original = bound.originals[name] as Method;
       // The registered function: the listener itself, its wrapper, or the once wrapper of its
       // wrapper; the last one added first, as Node removes.
       const registered = this.rawListeners(event) as Listener[];
