@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { context, trace } from '@opentelemetry/api';
 import { bindLogContext, getLogContext, withLogContext } from '../src/logging/logContext.ts';
 import { createLogger, formatIsoTime, loggerOptions } from '../src/logging/logger.ts';
+import { turnDestination } from '../src/logging/turnDestination.ts';
 import { KitContextManager } from '../src/telemetry/KitContextManager.ts';
 import { cleanEnv, repoRoot } from './helpers/child.ts';
 
@@ -151,27 +152,101 @@ test('bindLogContext binds for the rest of the current async context only', asyn
   });
 });
 
-test('the root logger writes each line before the call returns: none lost to a kill, order kept with console output', () => {
-  // SIGKILL runs no exit handler: a line still queued for an asynchronous write is gone.
-  const code = `
-    import { logger } from './src/index.ts';
-    logger.info('first');
-    console.log(JSON.stringify({ msg: 'from console.log' }));
-    for (let i = 0; i < 50; i++) logger.info({ i }, 'burst');
-    logger.info('last');
-    process.kill(process.pid, 'SIGKILL');
-  `;
+/** Runs `code` (an ES module next to the repo's src) and returns the `msg` of each stdout line. */
+function linesOf(code: string): { msgs: string[]; signal: NodeJS.Signals | null; status: number | null } {
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
     cwd: repoRoot,
     env: cleanEnv(),
     encoding: 'utf8',
   });
-  assert.equal(r.signal, 'SIGKILL');
   const msgs = r.stdout
     .trim()
     .split('\n')
+    .filter((l) => l !== '')
     .map((l) => (JSON.parse(l) as { msg: string }).msg);
-  assert.deepEqual(msgs, ['first', 'from console.log', ...Array(50).fill('burst'), 'last']);
+  return { msgs, signal: r.signal, status: r.status };
+}
+
+test('a lone line is written before the call returns: none lost to a kill right after it', () => {
+  // SIGKILL runs no exit handler: a line still queued for an asynchronous write is gone.
+  const r = linesOf(`
+    import { logger } from './src/index.ts';
+    setTimeout(() => {
+      logger.info('lone');
+      process.kill(process.pid, 'SIGKILL');
+    }, 20);
+  `);
+  assert.equal(r.signal, 'SIGKILL');
+  assert.deepEqual(r.msgs, ['lone']);
+});
+
+test("the lines of one busy turn are written together when the turn's callbacks are done, in order with console output", () => {
+  const r = linesOf(`
+    import { logger } from './src/index.ts';
+    logger.info('first');
+    console.log(JSON.stringify({ msg: 'from console.log' }));
+    for (let i = 0; i < 50; i++) logger.info({ i }, 'burst');
+    logger.info('last');
+    setImmediate(() => process.kill(process.pid, 'SIGKILL'));
+  `);
+  assert.equal(r.signal, 'SIGKILL');
+  assert.deepEqual(r.msgs, ['first', 'from console.log', ...Array(50).fill('burst'), 'last']);
+});
+
+test('a warn or error line is written before the call returns, with the lines held before it', () => {
+  const r = linesOf(`
+    import { logger } from './src/index.ts';
+    logger.info('first');
+    logger.info('held');
+    logger.error('failed');
+    process.kill(process.pid, 'SIGKILL');
+  `);
+  assert.equal(r.signal, 'SIGKILL');
+  assert.deepEqual(r.msgs, ['first', 'held', 'failed']);
+});
+
+test('held lines are written at exit: process.exit and an uncaught exception', () => {
+  const exit = linesOf(`
+    import { logger } from './src/index.ts';
+    for (let i = 0; i < 3; i++) logger.info('line');
+    process.exit(3);
+  `);
+  assert.equal(exit.status, 3);
+  assert.deepEqual(exit.msgs, ['line', 'line', 'line']);
+  const thrown = linesOf(`
+    import { logger } from './src/index.ts';
+    logger.info('a');
+    logger.info('b');
+    throw new Error('boom');
+  `);
+  assert.equal(thrown.status, 1);
+  assert.deepEqual(thrown.msgs, ['a', 'b']);
+});
+
+test('one turn of lines costs at most two writes; lines past 16 kB held are written at once', async () => {
+  const writes: string[] = [];
+  const destination = turnDestination({ write: (data: string) => writes.push(data) });
+  const log = createLogger(loggerOptions({ LOG_LEVEL: 'info' }), destination);
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  for (let i = 0; i < 20; i++) log.info({ i }, 'line');
+  assert.ok(writes.length <= 1, `${writes.length} writes before the turn ended`);
+  await new Promise(setImmediate);
+  assert.ok(writes.length <= 2, `${writes.length} writes`);
+  const lines = writes.join('').trim().split('\n');
+  assert.deepEqual(
+    lines.map((l) => (JSON.parse(l) as { i: number }).i),
+    Array.from({ length: 20 }, (_, i) => i),
+  );
+
+  writes.length = 0;
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  log.info('first of the turn');
+  const big = 'x'.repeat(6000);
+  for (let i = 0; i < 4; i++) log.info({ big }, 'big');
+  assert.equal(writes.length, 2, 'the first line, then the held lines once past 16 kB');
+  await new Promise(setImmediate);
+  assert.equal(writes.join('').trim().split('\n').length, 5);
+  destination.flushSync();
 });
 
 test('line times are ISO 8601, as Date#toISOString gives them, across minutes, days and years', () => {

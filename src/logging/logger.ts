@@ -3,6 +3,7 @@ import pino, { type Logger, type LoggerOptions } from 'pino';
 import { kitConfig, logLevels, readEnum, serviceIdentity } from '../config.ts';
 import { redactSecrets } from '../secrets.ts';
 import { getLogContext } from './logContext.ts';
+import { turnDestination } from './turnDestination.ts';
 
 export type { Logger } from 'pino';
 
@@ -95,11 +96,11 @@ export function loggerOptions(
   };
 }
 
-// Synchronous writes to stdout (pino's own default for stdout is asynchronous): no line
-// is lost when the process is killed, and lines keep their order with the app's own
-// console output. It is also cheaper where lines are spread out, as in a service: an
-// asynchronous write is a thread-pool round trip per line (bench/client.ts: 0.47 of bare
-// undici asynchronous, 0.55 synchronous).
+// Synchronous writes to stdout (pino's own default for stdout is asynchronous), one per
+// busy turn of the event loop (turnDestination): a line is out before the loop waits for
+// I/O again, and a warn/error line before the call returns. It is also cheaper where
+// lines are spread out, as in a service: an asynchronous write is a thread-pool round trip
+// per line (bench/client.ts: 0.47 of bare undici asynchronous, 0.55 synchronous).
 /**
  * The root logger: pino JSON lines on stdout, level from `LOG_LEVEL` (default `info`),
  * ISO time, `service_name`/`service_version`/`environment` on every line, `trace_id`/`span_id`/
@@ -131,9 +132,9 @@ export function createLogger(options: LoggerOptions, destination: pino.Destinati
   return root;
 }
 
-/** fd 1, written synchronously; or `process.stdout` itself when something (a test runner) has wrapped its `write`, as pino does. */
+/** fd 1, written synchronously once per busy turn; or `process.stdout` itself when something (a test runner) has wrapped its `write`, as pino does. */
 function stdoutDestination(): pino.DestinationStream {
   const stdout = process.stdout;
   if (stdout.write !== Object.getPrototypeOf(stdout).write) return stdout;
-  return pino.destination({ dest: 1, sync: true });
+  return turnDestination(pino.destination({ dest: 1, sync: true }));
 }
