@@ -7,12 +7,13 @@
 //                                sampled and exported over OTLP to a loopback sink
 //   anchor                       @opentelemetry/auto-instrumentations-node/register, the same
 //                                app without requestLogging (server span and metric only)
-// and the kit with one cost taken away at a time, to split where the time goes.
+// and the kit with one cost taken away at a time, to split where the time goes (the
+// lines' file write among them: the same kit with its stdout on /dev/null).
 // Both preloads: local resource detectors, Prometheus metrics, the same sink.
 // Figures per variant, medians of interleaved rounds: requests/s and the server's CPU
-// (user+system, from /proc) per request. Knobs: BENCH_RUNS (3), BENCH_SECONDS (2),
-// BENCH_CONCURRENCY (8; 1 gives the CPU per request of a lone caller), BENCH_APP
-// (node | express | esm), BENCH_VARIANTS (indices).
+// (user+system, from /proc) per request, and the system share of it. Knobs: BENCH_RUNS
+// (3), BENCH_SECONDS (2), BENCH_CONCURRENCY (8; 1 gives the CPU per request of a lone
+// caller), BENCH_APP (node | express | esm), BENCH_VARIANTS (indices).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -92,6 +93,8 @@ interface Variant {
   preload: string[];
   withKit: boolean;
   env?: Record<string, string>;
+  /** Where the server's stdout goes: a file in the bench's directory unless set. */
+  lines?: string;
 }
 
 const variants: Variant[] = [
@@ -99,6 +102,7 @@ const variants: Variant[] = [
   { name: 'kit: preload + requestLogging + line', preload: kitPreload, withKit: true },
   { name: 'anchor: server span only', preload: anchorPreload, withKit: false },
   { name: 'kit minus requestLogging (preload only)', preload: kitPreload, withKit: false },
+  { name: 'kit, lines to /dev/null (no file write)', preload: kitPreload, withKit: true, lines: '/dev/null' },
   {
     name: 'kit minus the line (LOG_LEVEL=warn)',
     preload: kitPreload,
@@ -114,10 +118,10 @@ const variants: Variant[] = [
   { name: 'kit minus the SDK (requestLogging alone)', preload: [], withKit: true },
 ];
 
-/** user+system CPU seconds of `pid` so far, from /proc. */
-function cpuSeconds(pid: number): number {
+/** user and system CPU seconds of `pid` so far, from /proc. */
+function cpuSeconds(pid: number): { user: number; system: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }
 
 async function runOnce(
@@ -127,8 +131,8 @@ async function runOnce(
   env: NodeJS.ProcessEnv,
   concurrency: number,
   ms: number,
-): Promise<{ rps: number; cpuPerRequestUs: number }> {
-  const out = openSync(join(dir, 'lines.log'), 'a');
+): Promise<{ rps: number; cpuPerRequestUs: number; systemShare: number }> {
+  const out = openSync(v.lines ?? join(dir, 'lines.log'), 'a');
   const server: ChildProcess = spawn(
     process.execPath,
     [...v.preload, join(dir, v.withKit ? `kit-${app.file}` : app.file)],
@@ -161,25 +165,29 @@ async function runOnce(
       stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
     });
     let report = '';
-    let cpu0 = 0;
+    let cpu0: { user: number; system: number } | undefined;
     const pipe = load.stdio[3] as NodeJS.ReadableStream;
     pipe.setEncoding('utf8');
     pipe.on('data', (chunk: string) => {
       report += chunk;
-      if (cpu0 === 0 && report.includes('measure\n')) cpu0 = cpuSeconds(server.pid as number);
+      if (cpu0 === undefined && report.includes('measure\n')) cpu0 = cpuSeconds(server.pid as number);
     });
     await once(load, 'exit');
     const cpu1 = cpuSeconds(server.pid as number);
     const result = JSON.parse(report.split('\n')[1] ?? '{}') as { requests: number; seconds: number };
     return {
       rps: result.requests / result.seconds,
-      cpuPerRequestUs: ((cpu1 - cpu0) / result.requests) * 1e6,
+      cpuPerRequestUs: ((total(cpu1) - total(cpu0)) / result.requests) * 1e6,
+      systemShare: (cpu1.system - (cpu0?.system ?? 0)) / (total(cpu1) - total(cpu0)),
     };
   } finally {
     server.kill('SIGKILL');
     if (server.exitCode === null && server.signalCode === null) await once(server, 'exit');
   }
 }
+
+const total = (cpu: { user: number; system: number } | undefined) =>
+  cpu === undefined ? 0 : cpu.user + cpu.system;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 
@@ -218,12 +226,15 @@ export default async function bench(): Promise<void> {
   };
   try {
     for (const concurrency of concurrencies) {
-      const results = new Map(list.map((v) => [v.name, { rps: [] as number[], cpu: [] as number[] }]));
+      const results = new Map(
+        list.map((v) => [v.name, { rps: [] as number[], cpu: [] as number[], system: [] as number[] }]),
+      );
       for (let round = 0; round < runs; round++) {
         for (const v of list) {
           const r = await runOnce(v, plain, dir, env, concurrency, ms);
           results.get(v.name)?.rps.push(r.rps);
           results.get(v.name)?.cpu.push(r.cpuPerRequestUs);
+          results.get(v.name)?.system.push(r.systemShare);
         }
       }
       const bareRps = median(results.get('bare')?.rps ?? []);
@@ -236,7 +247,7 @@ export default async function bench(): Promise<void> {
         const rps = median(r.rps);
         const cpu = median(r.cpu);
         console.log(
-          `${name.padEnd(44)} ${rps.toFixed(0).padStart(7)} req/s  ${(rps / bareRps).toFixed(2)} x bare  ${(rps / anchorRps).toFixed(2)} x anchor   cpu ${cpu.toFixed(0).padStart(4)} us/req (${(cpu / anchorCpu).toFixed(2)} x anchor)`,
+          `${name.padEnd(44)} ${rps.toFixed(0).padStart(7)} req/s  ${(rps / bareRps).toFixed(2)} x bare  ${(rps / anchorRps).toFixed(2)} x anchor   cpu ${cpu.toFixed(0).padStart(4)} us/req (${(cpu / anchorCpu).toFixed(2)} x anchor, ${(median(r.system) * 100).toFixed(0)}% system)`,
         );
       }
     }
