@@ -181,6 +181,16 @@ export function redactSecrets<T>(value: T): T {
   return redactValue(value, 0) as T;
 }
 
+/** What `redactSecrets` makes of the field `key` of a line, whose value is `value`. */
+export function redactField(key: string, value: unknown): unknown {
+  return redactEntry(key, value, 1);
+}
+
+/** A field of an object at `depth`: a secret by its name, or its value redacted. */
+function redactEntry(key: string, value: unknown, depth: number): unknown {
+  return isSecretName(key) ? (value == null ? value : redactedField) : redactValue(value, depth);
+}
+
 function redactValue(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return value.length < 8 ? value : redactText(value);
   if (value === null || typeof value !== 'object' || depth >= maxDepth) return value;
@@ -208,7 +218,7 @@ function redactValue(value: unknown, depth: number): unknown {
     } catch {
       continue;
     }
-    const r = isSecretName(key) ? (v == null ? v : redactedField) : redactValue(v, depth + 1);
+    const r = redactEntry(key, v, depth + 1);
     if (r !== v) {
       out ??= copyOf(record);
       setOwn(out, key, r, true);

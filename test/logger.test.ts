@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { context, trace } from '@opentelemetry/api';
 import { bindLogContext, getLogContext, withLogContext } from '../src/logging/logContext.ts';
-import { createLogger, formatIsoTime, loggerOptions } from '../src/logging/logger.ts';
+import { createLogger, formatIsoTime, loggerOptions, writeLine } from '../src/logging/logger.ts';
 import { turnDestination } from '../src/logging/turnDestination.ts';
 import { KitContextManager } from '../src/telemetry/KitContextManager.ts';
 import { cleanEnv, repoRoot } from './helpers/child.ts';
@@ -298,6 +298,82 @@ test("inside a span, the kit's lines carry its trace fields beside the log conte
         },
       ],
     );
+  } finally {
+    context.disable();
+  }
+});
+
+test("writeLine writes the kit's lines byte for byte as pino does, and leaves to pino what only pino knows", () => {
+  const manager = new KitContextManager().enable();
+  context.setGlobalContextManager(manager);
+  try {
+    const raw: string[] = [];
+    const options = loggerOptions({ OTEL_SERVICE_NAME: 'checkout', LOG_LEVEL: 'debug', NODE_ENV: 'test' });
+    const log = createLogger(options, { write: (line: string) => raw.push(line) });
+    let viaPino = 0;
+    const info = log.info;
+    log.info = function counted(this: typeof log, ...args: Parameters<typeof info>) {
+      viaPino++;
+      return info.apply(this, args);
+    } as typeof info;
+    // The time field is the only part that may differ between two calls.
+    const untimed = (line: string | undefined) => String(line).replace(/"time":"[^"]*"/, '"time":"T"');
+    const same = (fields: Record<string, unknown>, expectPino: boolean) => {
+      raw.length = 0;
+      const before = viaPino;
+      writeLine(log, 'info', fields, 'downstream "request" completed');
+      const ownPath = viaPino === before;
+      log.info(fields, 'downstream "request" completed');
+      assert.equal(raw.length, 2, JSON.stringify(fields));
+      assert.equal(untimed(raw[0]), untimed(raw[1]), JSON.stringify(fields));
+      assert.equal(ownPath, !expectPino, `own path for ${JSON.stringify(fields)}`);
+    };
+    const plain = {
+      service: 'payments',
+      method: 'GET',
+      path: '/v1/charges/"x"\\y',
+      status_code: 502,
+      status_class: '5xx',
+      duration_ms: 12.5,
+      retried: true,
+      missing: undefined,
+      nothing: null,
+      nan: Number.NaN,
+      big: Number.POSITIVE_INFINITY,
+    };
+    same(plain, false);
+    same({ ...plain, path: `/long/${'é'.repeat(120)}`, note: 'tab\there', lone: '\ud800x' }, false);
+    same({ ...plain, password: 'hunter2', url: 'https://user:pass@api.example.com/v1?token=abc&x=1' }, false);
+    const span = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 };
+    context.with(trace.setSpanContext(context.active(), span), () => {
+      same(plain, false);
+      withLogContext({ request_id: 'r-7', api_key: 'k-1', tenant: 'acme' }, () => {
+        // request_id in both: the field's value, at the context's place.
+        same({ request_id: 'r-8', ...plain }, false);
+        // The undici span's trace fields over the active span's.
+        same({ ...plain, trace_id: 'f'.repeat(32), span_id: 'e'.repeat(16), trace_flags: '00' }, false);
+      });
+    });
+    withLogContext({ request_id: 'r-9' }, () => same(plain, false));
+    // Only pino knows these: an object, pino's `err` serializer, an integer-like key.
+    same({ ...plain, detail: { a: 1 } }, true);
+    same({ ...plain, err: new Error('x') }, true);
+    same({ ...plain, 42: 'answer' }, true);
+    withLogContext({ nested: { deep: 1 } }, () => same(plain, true));
+
+    // Below the level: nothing.
+    raw.length = 0;
+    log.level = 'warn';
+    writeLine(log, 'info', plain, 'quiet');
+    assert.equal(raw.length, 0);
+    writeLine(log, 'error', plain, 'loud');
+    assert.equal(JSON.parse(String(raw[0])).level, 'error');
+
+    // A logger not made with the kit's options (a child here) goes through pino.
+    const child = log.child({ component: 'c' });
+    raw.length = 0;
+    writeLine(child, 'error', plain, 'from a child');
+    assert.equal(JSON.parse(String(raw[0])).component, 'c');
   } finally {
     context.disable();
   }

@@ -8,7 +8,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { CircuitBreakerPolicy } from 'cockatiel';
 import { type Dispatcher, errors, Pool } from 'undici';
-import { logger } from '../logging/logger.ts';
+import { logger, writeLine } from '../logging/logger.ts';
 import { roundMs } from '../logging/roundMs.ts';
 import { type CircuitBreakerOptions, createCircuitBreaker } from '../resilience/createCircuitBreaker.ts';
 import { HttpRetryPolicy, type RetryCall, type RetryOptions } from '../resilience/HttpRetryPolicy.ts';
@@ -382,7 +382,9 @@ class Call implements RetryCall<ClientResponse>, KitRequest {
         status_class: classifyStatus(statusCode),
         duration_ms: roundMs(ms),
       };
-      logger.info(
+      writeLine(
+        logger,
+        'info',
         trace === undefined ? fields : Object.assign(fields, trace),
         'downstream request completed',
       );
@@ -408,7 +410,12 @@ class Call implements RetryCall<ClientResponse>, KitRequest {
     if (resend > 0) fields.retry_attempt = resend;
     const trace = this.#traceFields();
     if (trace !== undefined) Object.assign(fields, trace);
-    logger.error(fields, timedOut ? 'downstream request timed out' : 'downstream request failed');
+    writeLine(
+      logger,
+      'error',
+      fields,
+      timedOut ? 'downstream request timed out' : 'downstream request failed',
+    );
   }
 
   /**

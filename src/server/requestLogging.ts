@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { bindEmitterToLogContext, withLogContext } from '../logging/logContext.ts';
-import { type Logger, logger as rootLogger } from '../logging/logger.ts';
+import { type Logger, logger as rootLogger, writeLine } from '../logging/logger.ts';
 import { roundMs } from '../logging/roundMs.ts';
 import { isProbePath } from '../telemetry/probePaths.ts';
 import { requestIdFrom, requestIdHeader } from './requestId.ts';
@@ -91,15 +91,15 @@ function observe(
     };
     const seen = seenErrors.get(res);
     if (seen !== undefined && !seen.clientError) {
-      o.logger.error({ ...fields, ...errorFields(seen.error) }, 'request failed');
+      writeLine(o.logger, 'error', { ...fields, ...errorFields(seen.error) }, 'request failed');
     } else if (!res.writableFinished) {
       // The client (or a forced shutdown) closed the connection before the response was
       // complete: not a server error, but worth seeing.
-      o.logger.warn(fields, 'request aborted');
+      writeLine(o.logger, 'warn', fields, 'request aborted');
     } else if (o.quiet.has(rawPath) || isProbePath(rawPath)) {
-      o.logger.debug(fields, 'request completed');
+      writeLine(o.logger, 'debug', fields, 'request completed');
     } else {
-      o.logger.info(fields, 'request completed');
+      writeLine(o.logger, 'info', fields, 'request completed');
     }
   });
   return id;
