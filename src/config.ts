@@ -197,6 +197,8 @@ export const shutdownDefaultsMs = Object.freeze({ timeout: 30_000, drainDelay: 0
 export interface KitConfig {
   /** `LOG_LEVEL`, default `info`. */
   readonly logLevel: LogLevel;
+  /** `LOG_BUFFER_MS`: how long an `info`/`debug` line may be held before it is written, default 10; 0 writes each at once. */
+  readonly logBufferMs: number;
   /** `TELEMETRY_FLUSH_TIMEOUT_MS`: the longest the final telemetry flush may take, default 2000. */
   readonly flushTimeoutMs: number;
   /** `TELEMETRY_CRASH_HANDLER`: the preload logs, flushes and exits on an uncaught exception, default true. */
@@ -238,6 +240,7 @@ export function readKitConfig(env: Env): KitConfig {
   const dependencyTimeoutsMs = readDependencyTimeoutsMs(env);
   return Object.freeze({
     logLevel: readEnum(env, 'LOG_LEVEL', logLevels, 'info'),
+    logBufferMs: readLogBufferMs(env),
     flushTimeoutMs: readPositiveMs(env, 'TELEMETRY_FLUSH_TIMEOUT_MS', 2000),
     crashHandler: readBoolean(env, 'TELEMETRY_CRASH_HANDLER', true),
     resourceCommandLine: readBoolean(env, 'TELEMETRY_RESOURCE_COMMAND_LINE', false),
@@ -248,6 +251,18 @@ export function readKitConfig(env: Env): KitConfig {
       forcePathStyle: readBoolean(env, 'S3_FORCE_PATH_STYLE', false),
     }),
   });
+}
+
+/** `LOG_BUFFER_MS`: 0 to 60000 (a longer hold would be a lost log rather than a cheaper one), default 10. */
+function readLogBufferMs(env: Env): number {
+  const ms = readNonNegativeMs(env, 'LOG_BUFFER_MS', 10);
+  if (ms > 60_000)
+    throw new ConfigError(
+      'LOG_BUFFER_MS',
+      String(env.LOG_BUFFER_MS),
+      'a whole number of milliseconds, 0 to 60000',
+    );
+  return ms;
 }
 
 /** The drain delay must leave time to close before the shutdown timeout: the one place this rule lives. */

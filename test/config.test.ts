@@ -77,6 +77,13 @@ test('readKitConfig checks every kit variable that is set', () => {
   assert.throws(() => readKitConfig({ S3_ENDPOINT: 'minio:9000' }), /invalid S3_ENDPOINT="minio:9000"/);
   assert.throws(() => readKitConfig({ S3_FORCE_PATH_STYLE: 'yes' }), /invalid S3_FORCE_PATH_STYLE="yes"/);
   readKitConfig({ S3_ENDPOINT: 'http://127.0.0.1:9000', S3_FORCE_PATH_STYLE: 'true' });
+  assert.equal(readKitConfig({}).logBufferMs, 10);
+  assert.equal(readKitConfig({ LOG_BUFFER_MS: '0' }).logBufferMs, 0);
+  assert.throws(() => readKitConfig({ LOG_BUFFER_MS: '-1' }), /invalid LOG_BUFFER_MS="-1"/);
+  assert.throws(
+    () => readKitConfig({ LOG_BUFFER_MS: '60001' }),
+    /invalid LOG_BUFFER_MS="60001": expected a whole number of milliseconds, 0 to 60000/,
+  );
 });
 
 test('service identity from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES', () => {

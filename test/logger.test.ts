@@ -3,9 +3,9 @@ import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { context, trace } from '@opentelemetry/api';
+import { lineBuffer } from '../src/logging/lineBuffer.ts';
 import { bindLogContext, getLogContext, withLogContext } from '../src/logging/logContext.ts';
 import { createLogger, formatIsoTime, loggerOptions, writeLine } from '../src/logging/logger.ts';
-import { turnDestination } from '../src/logging/turnDestination.ts';
 import { KitContextManager } from '../src/telemetry/KitContextManager.ts';
 import { cleanEnv, repoRoot } from './helpers/child.ts';
 
@@ -153,10 +153,13 @@ test('bindLogContext binds for the rest of the current async context only', asyn
 });
 
 /** Runs `code` (an ES module next to the repo's src) and returns the `msg` of each stdout line. */
-function linesOf(code: string): { msgs: string[]; signal: NodeJS.Signals | null; status: number | null } {
+function linesOf(
+  code: string,
+  env: Record<string, string> = {},
+): { msgs: string[]; signal: NodeJS.Signals | null; status: number | null } {
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
     cwd: repoRoot,
-    env: cleanEnv(),
+    env: { ...cleanEnv(), ...env },
     encoding: 'utf8',
   });
   const msgs = r.stdout
@@ -167,33 +170,24 @@ function linesOf(code: string): { msgs: string[]; signal: NodeJS.Signals | null;
   return { msgs, signal: r.signal, status: r.status };
 }
 
-test('a lone line is written before the call returns: none lost to a kill right after it', () => {
-  // SIGKILL runs no exit handler: a line still queued for an asynchronous write is gone.
-  const r = linesOf(`
-    import { logger } from './src/index.ts';
-    setTimeout(() => {
-      logger.info('lone');
-      process.kill(process.pid, 'SIGKILL');
-    }, 20);
-  `);
-  assert.equal(r.signal, 'SIGKILL');
-  assert.deepEqual(r.msgs, ['lone']);
-});
-
-test("the lines of one busy turn are written together when the turn's callbacks are done, in order with console output", () => {
-  const r = linesOf(`
+test('with LOG_BUFFER_MS=0 each line is written before the call returns: none lost to a kill, order kept with console output', () => {
+  // SIGKILL runs no exit handler: a line still held or queued for an asynchronous write is gone.
+  const r = linesOf(
+    `
     import { logger } from './src/index.ts';
     logger.info('first');
     console.log(JSON.stringify({ msg: 'from console.log' }));
     for (let i = 0; i < 50; i++) logger.info({ i }, 'burst');
     logger.info('last');
-    setImmediate(() => process.kill(process.pid, 'SIGKILL'));
-  `);
+    process.kill(process.pid, 'SIGKILL');
+  `,
+    { LOG_BUFFER_MS: '0' },
+  );
   assert.equal(r.signal, 'SIGKILL');
   assert.deepEqual(r.msgs, ['first', 'from console.log', ...Array(50).fill('burst'), 'last']);
 });
 
-test('a warn or error line is written before the call returns, with the lines held before it', () => {
+test('a warn or error line is written before the call returns, with the info lines held before it', () => {
   const r = linesOf(`
     import { logger } from './src/index.ts';
     logger.info('first');
@@ -205,7 +199,7 @@ test('a warn or error line is written before the call returns, with the lines he
   assert.deepEqual(r.msgs, ['first', 'held', 'failed']);
 });
 
-test('held lines are written at exit: process.exit and an uncaught exception', () => {
+test('held lines are written at exit: process.exit, an uncaught exception, the end of the event loop', () => {
   const exit = linesOf(`
     import { logger } from './src/index.ts';
     for (let i = 0; i < 3; i++) logger.info('line');
@@ -221,31 +215,53 @@ test('held lines are written at exit: process.exit and an uncaught exception', (
   `);
   assert.equal(thrown.status, 1);
   assert.deepEqual(thrown.msgs, ['a', 'b']);
+  // A held line does not keep the process alive, and is not lost when it ends.
+  const ended = linesOf(
+    `
+    import { logger } from './src/index.ts';
+    logger.info('last words');
+  `,
+    { LOG_BUFFER_MS: '60000' },
+  );
+  assert.equal(ended.status, 0);
+  assert.deepEqual(ended.msgs, ['last words']);
 });
 
-test('one turn of lines costs at most two writes; lines past 16 kB held are written at once', async () => {
+test('info lines are held for LOG_BUFFER_MS and written with one write; past 16 kB, or at a warn line, at once', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   const writes: string[] = [];
-  const destination = turnDestination({ write: (data: string) => writes.push(data) });
+  const destination = lineBuffer({ write: (data: string) => writes.push(data) }, 10);
   const log = createLogger(loggerOptions({ LOG_LEVEL: 'info' }), destination);
-  await new Promise((resolve) => setTimeout(resolve, 5));
   for (let i = 0; i < 20; i++) log.info({ i }, 'line');
-  assert.ok(writes.length <= 1, `${writes.length} writes before the turn ended`);
-  await new Promise(setImmediate);
-  assert.ok(writes.length <= 2, `${writes.length} writes`);
-  const lines = writes.join('').trim().split('\n');
+  assert.equal(writes.length, 0);
+  t.mock.timers.tick(9);
+  assert.equal(writes.length, 0);
+  t.mock.timers.tick(1);
+  assert.equal(writes.length, 1);
   assert.deepEqual(
-    lines.map((l) => (JSON.parse(l) as { i: number }).i),
+    writes[0]
+      ?.trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { i: number }).i),
     Array.from({ length: 20 }, (_, i) => i),
   );
 
   writes.length = 0;
-  await new Promise((resolve) => setTimeout(resolve, 5));
-  log.info('first of the turn');
   const big = 'x'.repeat(6000);
-  for (let i = 0; i < 4; i++) log.info({ big }, 'big');
-  assert.equal(writes.length, 2, 'the first line, then the held lines once past 16 kB');
-  await new Promise(setImmediate);
-  assert.equal(writes.join('').trim().split('\n').length, 5);
+  for (let i = 0; i < 3; i++) log.info({ big }, 'big');
+  assert.equal(writes.length, 1, 'the held lines and the third, once past 16 kB');
+  log.info('held');
+  log.warn('now');
+  assert.equal(writes.length, 2);
+  assert.deepEqual(
+    writes[1]
+      ?.trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { msg: string }).msg),
+    ['held', 'now'],
+  );
+  t.mock.timers.tick(10);
+  assert.equal(writes.length, 2, 'nothing left to write');
   destination.flushSync();
 });
 

@@ -3,8 +3,8 @@ import { context, isSpanContextValid, trace } from '@opentelemetry/api';
 import pino, { type Logger, type LoggerOptions } from 'pino';
 import { kitConfig, logLevels, readEnum, serviceIdentity } from '../config.ts';
 import { redactField, redactSecrets } from '../secrets.ts';
+import { lineBuffer } from './lineBuffer.ts';
 import { getLogContext } from './logContext.ts';
-import { turnDestination } from './turnDestination.ts';
 
 export type { Logger } from 'pino';
 
@@ -104,11 +104,10 @@ export function loggerOptions(
   return options;
 }
 
-// Synchronous writes to stdout (pino's own default for stdout is asynchronous), one per
-// busy turn of the event loop (turnDestination): a line is out before the loop waits for
-// I/O again, and a warn/error line before the call returns. It is also cheaper where
-// lines are spread out, as in a service: an asynchronous write is a thread-pool round trip
-// per line (bench/client.ts: 0.47 of bare undici asynchronous, 0.55 synchronous).
+// Synchronous writes to stdout (pino's own default for stdout is asynchronous), the
+// info/debug lines of up to LOG_BUFFER_MS (10 ms) in one `write` (lineBuffer), warn and
+// above at once. An asynchronous write is a thread-pool round trip and a wake-up of the
+// event loop per line (bench/client.ts: 0.47 of bare undici asynchronous, 0.55 synchronous).
 /**
  * The root logger: pino JSON lines on stdout, level from `LOG_LEVEL` (default `info`),
  * ISO time, `service_name`/`service_version`/`environment` on every line, `trace_id`/`span_id`/
@@ -247,9 +246,9 @@ function jsonString(str: string): string {
   return result === '' ? `"${str}"` : `"${result}${str.slice(last)}"`;
 }
 
-/** fd 1, written synchronously once per busy turn; or `process.stdout` itself when something (a test runner) has wrapped its `write`, as pino does. */
+/** fd 1, written synchronously (lineBuffer); or `process.stdout` itself when something (a test runner) has wrapped its `write`, as pino does. */
 function stdoutDestination(): pino.DestinationStream {
   const stdout = process.stdout;
   if (stdout.write !== Object.getPrototypeOf(stdout).write) return stdout;
-  return turnDestination(pino.destination({ dest: 1, sync: true }));
+  return lineBuffer(pino.destination({ dest: 1, sync: true }), kitConfig().logBufferMs);
 }
