@@ -8,7 +8,8 @@
 //   anchor                       @opentelemetry/auto-instrumentations-node/register, the same
 //                                app without requestLogging (server span and metric only)
 // and the kit with one cost taken away at a time, to split where the time goes (the
-// lines' file write among them: the same kit with its stdout on /dev/null).
+// lines' writes among them: a write per line, and the same kit with its stdout on
+// /dev/null).
 // Both preloads: local resource detectors, Prometheus metrics, the same sink.
 // Figures per variant, medians of interleaved rounds: requests/s and the server's CPU
 // (user+system, from /proc) per request, and the system share of it. Knobs: BENCH_RUNS
@@ -102,6 +103,12 @@ const variants: Variant[] = [
   { name: 'kit: preload + requestLogging + line', preload: kitPreload, withKit: true },
   { name: 'anchor: server span only', preload: anchorPreload, withKit: false },
   { name: 'kit minus requestLogging (preload only)', preload: kitPreload, withKit: false },
+  {
+    name: 'kit, a write per line (LOG_BUFFER_MS=0)',
+    preload: kitPreload,
+    withKit: true,
+    env: { LOG_BUFFER_MS: '0' },
+  },
   { name: 'kit, lines to /dev/null (no file write)', preload: kitPreload, withKit: true, lines: '/dev/null' },
   {
     name: 'kit minus the line (LOG_LEVEL=warn)',
