@@ -17,9 +17,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { startSpanSink, telemetryEnv } from './_telemetry.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const kitIndex = pathToFileURL(`${root}src/index.ts`).href;
@@ -134,26 +133,6 @@ async function startServer(): Promise<{ child: ChildProcess; url: string }> {
   return { child, url: `http://127.0.0.1:${Number.parseInt(chunk, 10)}` };
 }
 
-/** A loopback OTLP endpoint that reads and discards whatever it is sent. */
-async function startSink() {
-  let requests = 0;
-  const sink = createServer((req, res) => {
-    requests++;
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/x-protobuf' });
-      res.end();
-    });
-  });
-  sink.listen(0, '127.0.0.1');
-  await once(sink, 'listening');
-  return {
-    sink,
-    endpoint: `http://127.0.0.1:${(sink.address() as AddressInfo).port}`,
-    requests: () => requests,
-  };
-}
-
 async function runOnce(v: Variant, env: NodeJS.ProcessEnv, devNull: number): Promise<Sample> {
   // BENCH_CPU_PROF=<dir>: each run writes a --cpu-prof profile there, named by variant.
   const profile = process.env.BENCH_CPU_PROF
@@ -188,8 +167,8 @@ export default async function client(): Promise<void> {
   const concurrencies = (process.env.BENCH_CONCURRENCY ?? '1,8').split(',').map(Number);
   const only = process.env.BENCH_VARIANTS?.split(',').map(Number);
   const chosen = only === undefined ? variants : variants.filter((_, i) => only.includes(i));
+  const sink = await startSpanSink();
   const server = await startServer();
-  const sink = await startSink();
   const devNull = openSync('/dev/null', 'w');
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
@@ -201,13 +180,7 @@ export default async function client(): Promise<void> {
     BENCH_WARMUP_MS: String(Math.min(1000, seconds * 500)),
     BENCH_MS: String(seconds * 1000),
     BENCH_MAX: '1000000',
-    OTEL_SERVICE_NAME: 'bench-client',
-    OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint,
-    // The anchor's default detectors also query cloud metadata endpoints over the network.
-    OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os,process,serviceinstance,container',
-    OTEL_METRICS_EXPORTER: 'prometheus',
-    OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
-    OTEL_EXPORTER_PROMETHEUS_PORT: '19465',
+    ...telemetryEnv('bench-client', sink.endpoint, 19465),
   });
   try {
     for (const concurrency of concurrencies) {
@@ -225,8 +198,7 @@ export default async function client(): Promise<void> {
   } finally {
     closeSync(devNull);
     server.child.kill();
-    sink.sink.closeAllConnections();
-    sink.sink.close();
+    sink.close();
   }
 }
 

@@ -18,11 +18,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { startSpanSink, telemetryEnv } from './_telemetry.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const kitApi = pathToFileURL(`${root}dist/src/index.js`).href;
@@ -206,16 +205,7 @@ export default async function bench(): Promise<void> {
   const list = chosen === undefined ? variants : variants.filter((_, i) => chosen.includes(i));
   const concurrencies = process.env.BENCH_CONCURRENCY ? [Number(process.env.BENCH_CONCURRENCY)] : [1, 8];
 
-  // A loopback OTLP sink that takes every export and answers 200.
-  let spansBytes = 0;
-  const sink = createServer((req, res) => {
-    req.on('data', (c: Buffer) => {
-      spansBytes += c.length;
-    });
-    req.on('end', () => res.end());
-  });
-  sink.listen(0, '127.0.0.1');
-  await once(sink, 'listening');
+  const sink = await startSpanSink();
   const dir = mkdtempSync(join(tmpdir(), 'osk-bench-server-'));
   const plain = appSource(appName, false);
   const withKit = appSource(appName, true);
@@ -223,12 +213,7 @@ export default async function bench(): Promise<void> {
   writeFileSync(join(dir, `kit-${withKit.file}`), withKit.code);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    OTEL_SERVICE_NAME: 'bench-server',
-    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(sink.address() as AddressInfo).port}`,
-    OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os,process,serviceinstance,container',
-    OTEL_METRICS_EXPORTER: 'prometheus',
-    OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
-    OTEL_EXPORTER_PROMETHEUS_PORT: '19465',
+    ...telemetryEnv('bench-server', sink.endpoint, 19465),
     TMPDIR: dir,
   };
   try {
@@ -258,7 +243,7 @@ export default async function bench(): Promise<void> {
         );
       }
     }
-    console.log(`(sink received ${(spansBytes / 1024).toFixed(0)} kB of spans)`);
+    console.log(`(sink received ${(sink.bytes() / 1024).toFixed(0)} kB of spans)`);
   } finally {
     sink.close();
     rmSync(dir, { recursive: true, force: true });

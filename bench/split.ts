@@ -15,11 +15,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { startSpanSink, telemetryEnv } from './_telemetry.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const kitApi = JSON.stringify(pathToFileURL(`${root}dist/src/index.js`).href);
@@ -163,24 +162,11 @@ function report(title: string, names: string[], stats: ModeStats[]): void {
 export default async function bench(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 15);
   const concurrencies = (process.env.BENCH_CONCURRENCY ?? '1,8').split(',').map(Number);
-  let exported = 0;
-  const sink = createServer((req, res) => {
-    req.on('data', (c: Buffer) => {
-      exported += c.length;
-    });
-    req.on('end', () => res.end());
-  });
-  sink.listen(0, '127.0.0.1');
-  await once(sink, 'listening');
+  const sink = await startSpanSink();
   const dir = mkdtempSync(join(tmpdir(), 'osk-bench-split-'));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    OTEL_SERVICE_NAME: 'bench-split',
-    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(sink.address() as AddressInfo).port}`,
-    OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os,process,serviceinstance,container',
-    OTEL_METRICS_EXPORTER: 'prometheus',
-    OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
-    OTEL_EXPORTER_PROMETHEUS_PORT: '19467',
+    ...telemetryEnv('bench-split', sink.endpoint, 19467),
     BENCH_WINDOW_MS: process.env.BENCH_WINDOW_MS ?? '200',
     BENCH_WARMUP_MS: '1500',
     BENCH_MS: String(seconds * 1000 + 1500),
@@ -232,7 +218,7 @@ export default async function bench(): Promise<void> {
         clientStats,
       );
     }
-    console.log(`(sink received ${(exported / 1024).toFixed(0)} kB of spans)`);
+    console.log(`(sink received ${(sink.bytes() / 1024).toFixed(0)} kB of spans)`);
   } finally {
     for (const child of started) await stop(child);
     sink.close();

@@ -1,0 +1,57 @@
+// What the benchmarks share: the loopback collector their preloads export to, and the
+// telemetry settings every variant runs with.
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** A loopback OTLP endpoint that reads and discards whatever it is sent, and answers 200. */
+export async function startSpanSink(): Promise<{
+  endpoint: string;
+  requests(): number;
+  bytes(): number;
+  close(): void;
+}> {
+  let requests = 0;
+  let bytes = 0;
+  const sink = createServer((req, res) => {
+    requests++;
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/x-protobuf' });
+      res.end();
+    });
+  });
+  sink.listen(0, '127.0.0.1');
+  await once(sink, 'listening');
+  return {
+    endpoint: `http://127.0.0.1:${(sink.address() as AddressInfo).port}`,
+    requests: () => requests,
+    bytes: () => bytes,
+    close: () => {
+      sink.closeAllConnections();
+      sink.close();
+    },
+  };
+}
+
+/**
+ * The settings both preloads run with in every benchmark: spans to `endpoint`, local
+ * resource detectors only (the anchor's defaults also query cloud metadata endpoints over
+ * the network), Prometheus metrics on `prometheusPort`.
+ */
+export function telemetryEnv(
+  serviceName: string,
+  endpoint: string,
+  prometheusPort: number,
+): Record<string, string> {
+  return {
+    OTEL_SERVICE_NAME: serviceName,
+    OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+    OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os,process,serviceinstance,container',
+    OTEL_METRICS_EXPORTER: 'prometheus',
+    OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
+    OTEL_EXPORTER_PROMETHEUS_PORT: String(prometheusPort),
+  };
+}
