@@ -18,7 +18,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startSpanSink, telemetryEnv } from './_telemetry.ts';
+import { startSpanSink, telemetryEnv } from './_shared.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const kitIndex = pathToFileURL(`${root}src/index.ts`).href;

@@ -21,7 +21,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startSpanSink, telemetryEnv } from './_telemetry.ts';
+import { portFromStderr, startSpanSink, telemetryEnv } from './_shared.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const kitApi = pathToFileURL(`${root}dist/src/index.js`).href;
@@ -150,15 +150,7 @@ async function runOnce(
   );
   closeSync(out);
   try {
-    let text = '';
-    const port = await new Promise<number>((resolve, reject) => {
-      server.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-        text += chunk;
-        const m = /port (\d+)/.exec(text);
-        if (m) resolve(Number(m[1]));
-      });
-      server.once('exit', () => reject(new Error(`${v.name}: server exited\n${text}`)));
-    });
+    const port = await portFromStderr(server, v.name);
     const load = spawn(process.execPath, ['--input-type=module', '-e', loadCode], {
       cwd: root,
       env: {

@@ -18,7 +18,7 @@ import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startSpanSink, telemetryEnv } from './_telemetry.ts';
+import { portFromStderr, startSpanSink, telemetryEnv } from './_shared.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const kitApi = JSON.stringify(pathToFileURL(`${root}dist/src/index.js`).href);
@@ -117,15 +117,7 @@ async function startWithPort(
   stdout: number | 'ignore',
 ): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', stdout, 'pipe', 'pipe'] });
-  let text = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      text += chunk;
-      const m = /port (\d+)/.exec(text);
-      if (m) resolve(Number(m[1]));
-    });
-    child.once('exit', () => reject(new Error(`exited before listening\n${text}`)));
-  });
+  const port = await portFromStderr(child, 'a benchmark process');
   return { child, port };
 }
 

@@ -227,6 +227,14 @@ test('held lines are written at exit: process.exit, an uncaught exception, the e
   assert.deepEqual(ended.msgs, ['last words']);
 });
 
+/** `field` of each line of one `write`. */
+function fieldOfEachLine(written: string | undefined, field: string): unknown[] {
+  return String(written)
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as Record<string, unknown>)[field]);
+}
+
 test('info lines are held for LOG_BUFFER_MS and written with one write; past 16 kB, or at a warn line, at once', (t) => {
   t.mock.timers.enable({ apis: ['setTimeout'] });
   const writes: string[] = [];
@@ -239,10 +247,7 @@ test('info lines are held for LOG_BUFFER_MS and written with one write; past 16 
   t.mock.timers.tick(1);
   assert.equal(writes.length, 1);
   assert.deepEqual(
-    writes[0]
-      ?.trim()
-      .split('\n')
-      .map((l) => (JSON.parse(l) as { i: number }).i),
+    fieldOfEachLine(writes[0], 'i'),
     Array.from({ length: 20 }, (_, i) => i),
   );
 
@@ -253,13 +258,7 @@ test('info lines are held for LOG_BUFFER_MS and written with one write; past 16 
   log.info('held');
   log.warn('now');
   assert.equal(writes.length, 2);
-  assert.deepEqual(
-    writes[1]
-      ?.trim()
-      .split('\n')
-      .map((l) => (JSON.parse(l) as { msg: string }).msg),
-    ['held', 'now'],
-  );
+  assert.deepEqual(fieldOfEachLine(writes[1], 'msg'), ['held', 'now']);
   t.mock.timers.tick(10);
   assert.equal(writes.length, 2, 'nothing left to write');
   destination.flushSync();

@@ -1,5 +1,6 @@
-// What the benchmarks share: the loopback collector their preloads export to, and the
-// telemetry settings every variant runs with.
+// What the benchmarks share: the loopback collector their preloads export to, the
+// telemetry settings every variant runs with, and how a child tells its port.
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -54,4 +55,17 @@ export function telemetryEnv(
     OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
     OTEL_EXPORTER_PROMETHEUS_PORT: String(prometheusPort),
   };
+}
+
+/** The port a child prints on stderr as `port N` once it listens; rejects if it exits first. */
+export function portFromStderr(child: ChildProcess, what: string): Promise<number> {
+  let text = '';
+  return new Promise<number>((resolve, reject) => {
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      text += chunk;
+      const m = /port (\d+)/.exec(text);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', () => reject(new Error(`${what} exited before listening\n${text}`)));
+  });
 }
