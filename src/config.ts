@@ -45,12 +45,19 @@ export function readNonNegativeMs(env: Env, name: string, fallback: number): num
   return readWholeNumber(env, name, fallback, 0, 'a whole number of milliseconds, 0 or more');
 }
 
-function readWholeNumber(env: Env, name: string, fallback: number, min: number, expected: string): number {
+function readWholeNumber(
+  env: Env,
+  name: string,
+  fallback: number,
+  min: number,
+  expected: string,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const value = present(env, name);
   if (value === undefined) return fallback;
   if (!/^\d+$/.test(value)) throw new ConfigError(name, value, expected);
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min) throw new ConfigError(name, value, expected);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(name, value, expected);
   return n;
 }
 
@@ -255,14 +262,7 @@ export function readKitConfig(env: Env): KitConfig {
 
 /** `LOG_BUFFER_MS`: 0 to 60000 (a longer hold would be a lost log rather than a cheaper one), default 10. */
 function readLogBufferMs(env: Env): number {
-  const ms = readNonNegativeMs(env, 'LOG_BUFFER_MS', 10);
-  if (ms > 60_000)
-    throw new ConfigError(
-      'LOG_BUFFER_MS',
-      String(env.LOG_BUFFER_MS),
-      'a whole number of milliseconds, 0 to 60000',
-    );
-  return ms;
+  return readWholeNumber(env, 'LOG_BUFFER_MS', 10, 0, 'a whole number of milliseconds, 0 to 60000', 60_000);
 }
 
 /** The drain delay must leave time to close before the shutdown timeout: the one place this rule lives. */

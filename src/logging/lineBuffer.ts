@@ -57,13 +57,8 @@ export function lineBuffer(
         line.startsWith(urgentPrefixes[2]) ||
         held.length + line.length > maxHeld
       ) {
-        const lines = held + line;
-        held = '';
-        if (timer !== undefined) {
-          clearTimeout(timer);
-          timer = undefined;
-        }
-        sink.write(lines);
+        held += line;
+        flushSync();
         return true;
       }
       held += line;

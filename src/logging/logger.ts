@@ -168,31 +168,13 @@ export function writeLine(log: Logger, level: LineLevel, fields: Record<string, 
   const stream = internals[pino.symbols.streamSym] as pino.DestinationStream & Record<symbol, unknown>;
   // A multistream (the pino instrumentation sending log records) reads what pino sets, and
   // subscribers of pino's asJson channel expect its call.
-  if (stream[pino.symbols.needsMetadataGsym] === true || pinoAsJson.hasSubscribers) {
+  const props =
+    stream[pino.symbols.needsMetadataGsym] === true || pinoAsJson.hasSubscribers
+      ? fallback
+      : fieldsJson(lineContext() as Record<string, unknown>, fields, internals);
+  if (props === fallback) {
     log[level](fields, msg);
     return;
-  }
-  const context = lineContext() as Record<string, unknown>;
-  const serializers = internals[pino.symbols.serializersSym] as Record<string, unknown>;
-  let props = '';
-  for (const key in context) {
-    if (!Object.hasOwn(context, key)) continue;
-    const value = Object.hasOwn(fields, key) ? fields[key] : context[key];
-    const field = jsonField(key, value, serializers);
-    if (field === fallback) {
-      log[level](fields, msg);
-      return;
-    }
-    props += field;
-  }
-  for (const key in fields) {
-    if (!Object.hasOwn(fields, key) || Object.hasOwn(context, key)) continue;
-    const field = jsonField(key, fields[key], serializers);
-    if (field === fallback) {
-      log[level](fields, msg);
-      return;
-    }
-    props += field;
   }
   const levelPrefix = (internals[pino.symbols.lsCacheSym] as Record<number, string>)[num];
   const time = (internals[pino.symbols.timeSym] as () => string)();
@@ -202,6 +184,32 @@ export function writeLine(log: Logger, level: LineLevel, fields: Record<string, 
 }
 
 const fallback = Symbol('through pino');
+
+/**
+ * The fields of a line as pino writes them: the context's (the mixin's) in their order with
+ * `fields` over them, then the rest of `fields`; `fallback` when one is pino's business.
+ */
+function fieldsJson(
+  context: Record<string, unknown>,
+  fields: Record<string, unknown>,
+  internals: Record<symbol, unknown>,
+): string | typeof fallback {
+  const serializers = internals[pino.symbols.serializersSym] as Record<string, unknown>;
+  let props = '';
+  for (const key in context) {
+    if (!Object.hasOwn(context, key)) continue;
+    const field = jsonField(key, Object.hasOwn(fields, key) ? fields[key] : context[key], serializers);
+    if (field === fallback) return fallback;
+    props += field;
+  }
+  for (const key in fields) {
+    if (!Object.hasOwn(fields, key) || Object.hasOwn(context, key)) continue;
+    const field = jsonField(key, fields[key], serializers);
+    if (field === fallback) return fallback;
+    props += field;
+  }
+  return props;
+}
 const pinoAsJson = diagnosticsChannel.tracingChannel('pino_asJson');
 
 /** `,"key":value` as pino writes a redacted field; '' when pino leaves it out; `fallback` for what only pino knows. */
