@@ -2,7 +2,13 @@
 // upstreamPatches): each must give what the code it shortcuts gives.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { context, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
+import { TraceState } from '@opentelemetry/core';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { type ReadableSpan, type SpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { internAttributes } from '../src/telemetry/internAttributes.ts';
+import { encodeTraceExportRequest } from '../src/telemetry/otlpSpanEncoder.ts';
 import { plainRequestTarget, plainRequestUrl } from '../src/telemetry/plainRequestTarget.ts';
 
 test('a plain request target gives the path and query new URL() gives; any other is left to new URL()', () => {
@@ -96,3 +102,86 @@ test('metric attributes are interned: equal sets give one frozen object, the cal
   const withArray = { 'http.request.method': 'GET', tags: ['x'] };
   assert.equal(internAttributes(withArray), withArray);
 });
+
+test('the kit span encoder writes the bytes of upstream OTLP protobuf serializer, for every kind of span', async () => {
+  const spans: ReadableSpan[] = [];
+  const collect: SpanProcessor = {
+    onStart: () => {},
+    onEnd: (span) => spans.push(span),
+    forceFlush: async () => {},
+    shutdown: async () => {},
+  };
+  const providers = [
+    resourceFromAttributes({
+      'service.name': 'checkout',
+      'process.pid': 4242,
+      'process.command_args': ['node', 'x.js'],
+    }),
+    resourceFromAttributes({ 'service.name': 'ünïcode', 'host.arch': 'amd64' }),
+  ].map((resource) => new TracerProvider({ resource, spanProcessors: [collect] }));
+  const [first, second] = providers as [TracerProvider, TracerProvider];
+  const server = first.getTracer('@opentelemetry/instrumentation-http', '0.300.0');
+  const span = server.startSpan('GET /items/:id', {
+    kind: SpanKind.SERVER,
+    attributes: {
+      'http.request.method': 'GET',
+      'server.port': 8080,
+      'url.path': '/items/42',
+      'user_agent.original': 'curl/8 ✓',
+      'http.request.header.x-list': ['a', 'b'],
+      'http.response.header.x-a-rather-long-custom-header-name': ['v'],
+      ratio: 0.25,
+      negative: -7,
+      large: 2 ** 40,
+      huge: 2 ** 70,
+      ok: true,
+      empty: '',
+      long: 'x'.repeat(300),
+      longer: 'é'.repeat(10_000),
+      ints: [1, 2, 3],
+      bools: [true, false],
+      holes: [null, 'x', undefined] as unknown as string[],
+    },
+  });
+  span.addEvent('exception', { 'exception.type': 'Error', 'exception.message': 'boom' });
+  span.addEvent('plain');
+  span.setStatus({ code: SpanStatusCode.ERROR, message: 'it broke' });
+  span.end();
+  const remote = trace.setSpanContext(context.active(), {
+    traceId: '0af7651916cd43dd8448eb211c80319c',
+    spanId: 'b7ad6b7169203331',
+    traceFlags: TraceFlags.SAMPLED,
+    isRemote: true,
+    traceState: new TraceState('vendor=value,other=1'),
+  });
+  const child = server.startSpan('child', { kind: SpanKind.INTERNAL }, remote);
+  child.addLink({ context: span.spanContext(), attributes: { 'link.kind': 'follows' } });
+  child.setAttribute('nested', { a: 1, b: { c: 'd' } } as unknown as string);
+  child.setAttribute('bytes', new Uint8Array([1, 2, 250]) as unknown as string);
+  child.end();
+  for (const [i, tracer] of [
+    first.getTracer('kit', '1.0.0', { schemaUrl: 'https://opentelemetry.io/schemas/1.30.0' }),
+    second.getTracer('plain'),
+  ].entries())
+    for (let k = 0; k < 40; k++)
+      tracer
+        .startSpan(`op ${i} ${k}`, { kind: SpanKind.CLIENT, attributes: { k, 'peer.service': 'stock' } })
+        .end();
+  assert.equal(spans.length, 82);
+  const encoded = encodeTraceExportRequest(spans);
+  assertUpstreamBytes(encoded, spans);
+  // Each request has a buffer of its own: encoding the next leaves the last as it was.
+  assertUpstreamBytes(encodeTraceExportRequest(spans.slice(0, 1)), spans.slice(0, 1));
+  assertUpstreamBytes(encoded, spans);
+  // Past 2 MB, the lengths of a request's outer messages take four bytes.
+  const big = Array.from({ length: 300 }, () => spans[0] as ReadableSpan);
+  const bigEncoded = encodeTraceExportRequest(big);
+  assert.ok(bigEncoded.length > 2 ** 21);
+  assertUpstreamBytes(bigEncoded, big);
+  await Promise.all(providers.map((provider) => provider.shutdown()));
+});
+
+function assertUpstreamBytes(encoded: Uint8Array, spans: ReadableSpan[]): void {
+  const upstream = ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array;
+  assert.ok(Buffer.from(encoded).equals(Buffer.from(upstream)), 'the bytes differ from upstream');
+}
