@@ -3,18 +3,14 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { context, ROOT_CONTEXT } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { freePort } from './helpers/child.ts';
 import { FaultServer } from './helpers/faultServer.ts';
 
 process.env.LOG_LEVEL = 'silent';
-// The span hook reads context.active(), which needs a context manager (the SDK's, normally).
-context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 const { callWithRetry, InstrumentedClient, redactQuery, timeouts, undiciStartSpanHook } = await import(
   '../src/index.ts'
 );
-const { traceFieldsOf, withKitRequest } = await import('../src/telemetry/undiciSpanHook.ts');
+const { dispatchAs, traceFieldsOf } = await import('../src/telemetry/undiciSpanHook.ts');
 
 let server: FaultServer;
 before(async () => {
@@ -47,13 +43,18 @@ test("undiciStartSpanHook: peer.service and resend count of the kit's requests, 
   });
   const first = { service: 'ledger-api', resend: 0, request: undefined };
   assert.deepEqual(
-    context.with(withKitRequest(ROOT_CONTEXT, first), () => undiciStartSpanHook(plain)),
+    dispatchAs(first, () => undiciStartSpanHook(plain)),
     { 'peer.service': 'ledger-api' },
   );
   assert.equal(first.request, plain, 'the hook hands the request back');
   assert.deepEqual(
-    context.with(withKitRequest(ROOT_CONTEXT, { ...first, resend: 2 }), () => undiciStartSpanHook(plain)),
+    dispatchAs({ ...first, resend: 2 }, () => undiciStartSpanHook(plain)),
     { 'peer.service': 'ledger-api', 'http.request.resend_count': 2 },
+  );
+  assert.deepEqual(
+    undiciStartSpanHook(plain),
+    {},
+    "once the call into undici has returned, a request is not the kit's",
   );
 });
 

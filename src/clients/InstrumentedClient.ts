@@ -25,10 +25,10 @@ import { recordHttpClientRequest } from '../telemetry/instruments.ts';
 import { recordResilienceEvent } from '../telemetry/resilienceInstruments.ts';
 import {
   ATTR_PEER_SERVICE,
+  dispatchAs,
   type KitRequest,
   type TraceFields,
   traceFieldsOf,
-  withKitRequest,
 } from '../telemetry/undiciSpanHook.ts';
 
 /** How to build an `InstrumentedClient`. `service` and `baseUrl` are required; see `defaultClientOptions`. */
@@ -217,8 +217,7 @@ export class InstrumentedClient {
       ctx = trace.setSpan(ctx, span);
     }
     const call = new Call(this.#core, m, fullPath, loggedPath, options, span, policy);
-    if (traced) ctx = withKitRequest(ctx, call);
-    return context.with(ctx, call.run, call);
+    return span === undefined ? call.run() : context.with(ctx, call.run, call);
   }
 
   /** Close the pool: calls in flight finish, later ones reject. */
@@ -360,7 +359,7 @@ class Call implements RetryCall<ClientResponse>, KitRequest {
     try {
       // undici does not look at an EventEmitter's state before it dispatches.
       if (options.signal?.aborted) throw options.signal.reason;
-      response = await core.pool.request(request);
+      response = await dispatchAs(this, () => core.pool.request(request));
     } catch (error) {
       clearTimeout(timer);
       signal.release();
