@@ -227,14 +227,26 @@ function jsonField(
     case 'undefined':
       return '';
     case 'string':
-      return `,${jsonString(key)}:${jsonString(value)}`;
+      return keyPrefix(key) + jsonString(value);
     case 'number':
-      return `,${jsonString(key)}:${Number.isFinite(value) ? value : 'null'}`;
+      return keyPrefix(key) + (Number.isFinite(value) ? value : 'null');
     case 'boolean':
-      return `,${jsonString(key)}:${value}`;
+      return keyPrefix(key) + value;
     default:
-      return value === null ? `,${jsonString(key)}:null` : fallback;
+      return value === null ? `${keyPrefix(key)}null` : fallback;
   }
+}
+
+/** `,"key":` for each field name seen (the kit's lines use a dozen), escaped once. */
+const keyPrefixes = new Map<string, string>();
+
+function keyPrefix(key: string): string {
+  let prefix = keyPrefixes.get(key);
+  if (prefix === undefined) {
+    prefix = `,${jsonString(key)}:`;
+    if (keyPrefixes.size < 256) keyPrefixes.set(key, prefix);
+  }
+  return prefix;
 }
 
 /** A JSON string as pino's `asString` writes it (its output, for the same input). */
