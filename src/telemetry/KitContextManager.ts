@@ -67,8 +67,29 @@ export class KitContextManager extends AsyncLocalStorageContextManager {
     const storage = (this as unknown as { _asyncLocalStorage: AsyncLocalStorage<Context> })
       ._asyncLocalStorage;
     this.#storage = storage;
-    this.#run = (context, fn, thisArg, args) => storage.run(context, Reflect.apply, fn, thisArg, args);
+    // Called where `context` is the active one already, `fn` is called as it is (no new
+    // async context frame).
+    this.#run = (context, fn, thisArg, args) =>
+      storage.getStore() === context
+        ? Reflect.apply(fn, thisArg, args)
+        : storage.run(context, Reflect.apply, fn, thisArg, args);
     this.#bindEmitter = emitterBinder(storage);
+  }
+
+  /**
+   * Upstream binds `fn` to `thisArg` for every call that passes one (InstrumentedClient's
+   * calls do); this passes it through, and calls `fn` as it is where `context` is the
+   * active one already.
+   */
+  override with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
+    context: Context,
+    fn: F,
+    thisArg?: ThisParameterType<F>,
+    ...args: A
+  ): ReturnType<F> {
+    const storage = this.#storage;
+    if (storage.getStore() === context) return Reflect.apply(fn, thisArg, args) as ReturnType<F>;
+    return storage.run(context, Reflect.apply, fn, thisArg, args) as ReturnType<F>;
   }
 
   override bind<T>(context: Context, target: T): T {
