@@ -45,7 +45,16 @@ async function expressSpans(service: string, env: Record<string, string>, path =
 test('OTEL_NODE_DISABLED_INSTRUMENTATIONS=http,express: no server spans, the app serves', async () => {
   const on = await expressSpans('set-default', {});
   assert.ok(on.spans.some((s) => s.kind === SpanKind.SERVER && s.name === 'GET /items/:id'));
-  assert.ok(on.spans.some((s) => s.scope === '@opentelemetry/instrumentation-express'));
+  // The app's own middleware gets a span; the kit's (requestLogging, health) does not.
+  const layers = on.spans
+    .filter((s) => s.scope === '@opentelemetry/instrumentation-express')
+    .map((s) => s.name);
+  assert.ok(layers.includes('middleware - jsonParser'), layers.join(', '));
+  assert.ok(layers.some((name) => name.startsWith('request handler')), layers.join(', '));
+  assert.deepEqual(
+    layers.filter((name) => name.includes('otelServiceKit') || name.includes('anonymous')),
+    [],
+  );
 
   const off = await expressSpans('set-no-http', { OTEL_NODE_DISABLED_INSTRUMENTATIONS: 'http,express' });
   assert.deepEqual(

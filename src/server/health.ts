@@ -359,8 +359,9 @@ export class Health {
    * app.use(health.express());
    */
   express(): (req: IncomingMessage, res: ServerResponse, next: () => void) => void {
-    return (req, res, next) => {
-      if (!this.handle(req, res)) next();
+    const health = this;
+    return function otelServiceKitHealth(req, res, next) {
+      if (!health.handle(req, res)) next();
     };
   }
 

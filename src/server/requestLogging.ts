@@ -190,7 +190,7 @@ export type ExpressErrorMiddleware = (
  */
 function express(options?: RequestLoggingOptions): ExpressMiddleware {
   const o = resolve(options);
-  return function requestLoggingMiddleware(req, res, next) {
+  return function otelServiceKitRequestLogging(req, res, next) {
     const id = observe(req, res, o, expressRoute);
     // The rest of the chain runs inside the context, and so do the listeners it adds
     // to the request and the response.

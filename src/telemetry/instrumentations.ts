@@ -115,7 +115,8 @@ export function isInstrumentationOn(env: Env, name: string, onByDefault: boolean
  * - undici: `http.request.resend_count` on retried attempts;
  * - aws-sdk: no duplicate client span for the SDK's own HTTP call;
  * - pino: OTLP log records only when `OTEL_LOGS_EXPORTER` asks;
- * - express: `req.next` stays the `next` each middleware is handed (`keepReqNext`);
+ * - express: `req.next` stays the `next` each middleware is handed (`keepReqNext`), and
+ *   the kit's own middleware gets no span;
  * - host-metrics (off in the anchor): on, for process CPU and memory only, the series
  *   every Node team has from prom-client; `OTEL_NODE_DISABLED_INSTRUMENTATIONS=host-metrics`
  *   turns it off;
@@ -131,6 +132,13 @@ export function isInstrumentationOn(env: Env, name: string, onByDefault: boolean
  * publishes each matched route on a diagnostics channel, and the kit hands it to the http
  * instrumentation as Express's instrumentation does.
  */
+/**
+ * The layers of the kit's own Express middleware (`requestLogging.express()`,
+ * `health.express()`): a span each on every request, beside the server span that already
+ * covers them (two spans of 35 µs each, `npm run bench -- server` with BENCH_APP=express).
+ */
+const kitMiddlewareLayers = /^middleware - otelServiceKit(RequestLogging|Health)$/;
+
 export function kitInstrumentations(env: Env, settings: InstrumentationSettings): Instrumentation[] {
   const { metricsPort, logsRequested } = settings;
   const configs: Record<string, InstrumentationConfig & Record<string, unknown>> = {
@@ -141,6 +149,7 @@ export function kitInstrumentations(env: Env, settings: InstrumentationSettings)
     [`${prefix}undici`]: { startSpanHook: undiciStartSpanHook },
     [`${prefix}aws-sdk`]: { suppressInternalInstrumentation: true },
     [`${prefix}pino`]: { disableLogSending: !logsRequested },
+    [`${prefix}express`]: { ignoreLayers: [kitMiddlewareLayers] },
     ...(isInstrumentationOn(env, 'host-metrics', true)
       ? { [`${prefix}host-metrics`]: { enabled: true, metricGroups: ['process.cpu', 'process.memory'] } }
       : {}),
