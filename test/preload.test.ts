@@ -50,7 +50,10 @@ test('OTEL_NODE_DISABLED_INSTRUMENTATIONS=http,express: no server spans, the app
     .filter((s) => s.scope === '@opentelemetry/instrumentation-express')
     .map((s) => s.name);
   assert.ok(layers.includes('middleware - jsonParser'), layers.join(', '));
-  assert.ok(layers.some((name) => name.startsWith('request handler')), layers.join(', '));
+  assert.ok(
+    layers.some((name) => name.startsWith('request handler')),
+    layers.join(', '),
+  );
   assert.deepEqual(
     layers.filter((name) => name.includes('otelServiceKit') || name.includes('anonymous')),
     [],
