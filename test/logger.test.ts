@@ -370,6 +370,10 @@ test("writeLine writes the kit's lines byte for byte as pino does, and leaves to
       });
     });
     withLogContext({ request_id: 'r-9' }, () => same(plain, false));
+    // A log context's own trace_id over the active span's.
+    context.with(trace.setSpanContext(context.active(), span), () =>
+      withLogContext({ trace_id: 'from-context' }, () => same(plain, false)),
+    );
     // Only pino knows these: an object, pino's `err` serializer, an integer-like key.
     same({ ...plain, detail: { a: 1 } }, true);
     same({ ...plain, err: new Error('x') }, true);

@@ -171,7 +171,7 @@ export function writeLine(log: Logger, level: LineLevel, fields: Record<string, 
   const props =
     stream[pino.symbols.needsMetadataGsym] === true || pinoAsJson.hasSubscribers
       ? fallback
-      : fieldsJson(lineContext() as Record<string, unknown>, fields, internals);
+      : lineFieldsJson(fields, internals);
   if (props === fallback) {
     log[level](fields, msg);
     return;
@@ -184,6 +184,30 @@ export function writeLine(log: Logger, level: LineLevel, fields: Record<string, 
 }
 
 const fallback = Symbol('through pino');
+
+/**
+ * `lineContext()` and `fields` as `fieldsJson` writes them. The trace fields of the active
+ * span, hex that redaction and escaping leave as they are, are written straight from the
+ * span context, without the context object made for them (2-3 µs of a "request completed"
+ * line, --cpu-prof under bench/server.ts), unless `fields` or the log context has one.
+ */
+function lineFieldsJson(
+  fields: Record<string, unknown>,
+  internals: Record<symbol, unknown>,
+): string | typeof fallback {
+  const logFields = getLogContext() as Record<string, unknown>;
+  const span = trace.getSpanContext(context.active());
+  if (span === undefined || !isSpanContextValid(span)) return fieldsJson(logFields, fields, internals);
+  if (hasTraceField(fields) || hasTraceField(logFields))
+    return fieldsJson(lineContext() as Record<string, unknown>, fields, internals);
+  const rest = fieldsJson(logFields, fields, internals);
+  if (rest === fallback) return fallback;
+  return `,"trace_id":"${span.traceId}","span_id":"${span.spanId}","trace_flags":"0${span.traceFlags.toString(16)}"${rest}`;
+}
+
+function hasTraceField(fields: Record<string, unknown>): boolean {
+  return 'trace_id' in fields || 'span_id' in fields || 'trace_flags' in fields;
+}
 
 /**
  * The fields of a line as pino writes them: the context's (the mixin's) in their order with
