@@ -195,3 +195,13 @@ test('a service adds its own instrumentation from a preload of its own, before t
   );
   assert.equal(spans.find((s) => s.name === 'querystring.escape')?.scope, 'escape-instrumentation');
 });
+
+test('span limits from the environment hold for the attributes a span starts with', async () => {
+  const short = await expressSpans('limits-length', { OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT: '4' });
+  const server = short.spans.find((s) => s.kind === SpanKind.SERVER && s.name === 'GET /items/:id');
+  assert.equal(server?.attributes['url.path'], '/ite');
+  const few = await expressSpans('limits-count', { OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: '3' });
+  const counted = few.spans.find((s) => s.kind === SpanKind.SERVER && s.name === 'GET /items/:id');
+  assert.ok(counted !== undefined);
+  assert.equal(Object.keys(counted.attributes).length, 3, JSON.stringify(counted.attributes));
+});
