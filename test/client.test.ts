@@ -431,3 +431,36 @@ test('a bad per-dependency timeout stops start-up with one clear line', async ()
   ]);
   assert.equal(bad.stdout, '');
 });
+
+test('a pool at its connection limit: the calls that wait for the connection get their own span and correlated line', async () => {
+  await send({
+    op: 'client',
+    name: 'one-connection',
+    options: { service: 'ledger-api', baseUrl: server.url, connections: 1, retry: false },
+  });
+  const slow = { status: 200, body: 'ok', delayMs: 50 };
+  server.script('/queued', slow, slow, slow);
+  // Sent together: the second and third wait in undici's queue for the one connection.
+  const calls = await Promise.all(
+    [1, 2, 3].map(() => send({ op: 'request', client: 'one-connection', method: 'GET', path: '/queued' })),
+  );
+  for (const { result } of calls) assert.equal(result.status, 200);
+  const hits = server.hits('/queued');
+  assert.equal(new Set(hits.map((h) => h.remotePort)).size, 1, 'one connection');
+  assert.ok((hits[2]?.at ?? 0) - (hits[0]?.at ?? 0) >= 90, 'the third call waited for the first two');
+  let spans: ReceivedSpan[] = [];
+  await receiver.waitFor((all) => {
+    spans = all.filter((s) => isRequestSpan(s) && String(s.attributes['url.full']).endsWith('/queued'));
+    return spans.length === 3;
+  });
+  for (const span of spans) assert.equal(span.attributes['peer.service'], 'ledger-api');
+  const lines = calls.map(({ id }) => withMsg(linesOf(id), 'downstream request completed'));
+  assert.deepEqual(
+    lines.map((l) => l.length),
+    [1, 1, 1],
+  );
+  assert.deepEqual(
+    new Set(lines.map(([line]) => `${line?.trace_id}/${line?.span_id}`)),
+    new Set(spans.map((span) => `${span.traceId}/${span.spanId}`)),
+  );
+});

@@ -29,6 +29,7 @@ import {
   type KitRequest,
   type TraceFields,
   traceFieldsOf,
+  withKitRequest,
 } from '../telemetry/undiciSpanHook.ts';
 
 /** How to build an `InstrumentedClient`. `service` and `baseUrl` are required; see `defaultClientOptions`. */
@@ -113,6 +114,8 @@ const callPolicies = new WeakMap<RetryOptions, HttpRetryPolicy>();
 interface ClientCore {
   readonly service: string;
   readonly pool: Pool;
+  /** Whether the pool has a connection limit, so may queue a request. */
+  readonly queues: boolean;
   readonly breaker: CircuitBreakerPolicy | undefined;
   readonly timeoutMs: number;
 }
@@ -173,7 +176,13 @@ export class InstrumentedClient {
       bodyTimeout: this.timeoutMs,
       connect: { timeout: this.timeoutMs },
     });
-    this.#core = { service: o.service, pool, breaker: this.circuitBreaker, timeoutMs: this.timeoutMs };
+    this.#core = {
+      service: o.service,
+      pool,
+      queues: o.connections != null,
+      breaker: this.circuitBreaker,
+      timeoutMs: this.timeoutMs,
+    };
   }
 
   /**
@@ -359,7 +368,12 @@ class Call implements RetryCall<ClientResponse>, KitRequest {
     try {
       // undici does not look at an EventEmitter's state before it dispatches.
       if (options.signal?.aborted) throw options.signal.reason;
-      response = await dispatchAs(this, () => core.pool.request(request));
+      const send = () => core.pool.request(request);
+      // A pool with a connection limit may queue the request and create it later: the
+      // context carries the mark there (undiciSpanHook.ts).
+      response = await (core.queues
+        ? context.with(withKitRequest(context.active(), this), send)
+        : dispatchAs(this, send));
     } catch (error) {
       clearTimeout(timer);
       signal.release();

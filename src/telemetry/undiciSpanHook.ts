@@ -1,4 +1,4 @@
-import type { Attributes } from '@opentelemetry/api';
+import { type Attributes, type Context, context, createContextKey } from '@opentelemetry/api';
 import {
   ATTR_HTTP_REQUEST_RESEND_COUNT,
   ATTR_URL_FULL,
@@ -30,11 +30,9 @@ export interface KitRequest {
  * The `KitRequest` whose undici request is being created: InstrumentedClient sets it
  * around its synchronous call into undici, which creates the request (and runs the hook)
  * before it returns. Shared through `globalThis`: the preload bundle's copy of this module
- * runs the hook, the app's copy is InstrumentedClient's. A request undici queues (a pool
- * at its `connections` limit) is created later and gets no `peer.service`: the hook then
- * runs in whichever call's context freed the connection, so the context could not tell
- * either. (It replaced a context value, which cost a context per call: about 3 µs, and
- * the `context.with` around a call that has no span of the kit's, 2.5 µs, --cpu-prof.)
+ * runs the hook, the app's copy is InstrumentedClient's. It replaced a context value per
+ * call (a context, about 3 µs, and the `context.with` around a call that has no span of
+ * the kit's, 2.5 µs, --cpu-prof).
  */
 const dispatchingKey = Symbol.for('otel-service-kit.dispatching');
 const shared = globalThis as { [dispatchingKey]?: { request: KitRequest | undefined } };
@@ -49,6 +47,19 @@ export function dispatchAs<T>(request: KitRequest, send: () => T): T {
   } finally {
     dispatching.request = undefined;
   }
+}
+
+/**
+ * A pool at its `connections` limit queues a request and creates it later, in the async
+ * context it was queued in (undici's `QueuedRequest` is an `AsyncResource`): for such a
+ * pool the request is marked in the context too. The key is a `Symbol.for`, shared by the
+ * preload's copy of this module and the app's.
+ */
+const kitRequestKey: symbol = createContextKey('otel-service-kit request');
+
+/** `ctx` marking the undici requests started in it as `request`. */
+export function withKitRequest(ctx: Context, request: KitRequest): Context {
+  return ctx.setValue(kitRequestKey, request);
 }
 
 const none: Attributes = Object.freeze({});
@@ -68,7 +79,7 @@ export function undiciStartSpanHook(request: {
   path: string;
   headers?: unknown;
 }): Attributes {
-  const kit = dispatching.request;
+  const kit = dispatching.request ?? (context.active().getValue(kitRequestKey) as KitRequest | undefined);
   const path = request.path;
   const q = path.indexOf('?');
   if (kit === undefined && q === -1) return none;

@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 
 /** What the server does with one request. */
 export type Fault =
-  | { status: number; headers?: Record<string, string>; body?: string }
+  /** An answer, after `delayMs` when given. */
+  | { status: number; headers?: Record<string, string>; body?: string; delayMs?: number }
   /** Accept the request and never answer. */
   | 'hang'
   /** Reset the connection (TCP RST) without answering. */
@@ -91,8 +92,12 @@ export class FaultServer {
         req.socket.resetAndDestroy();
         return;
       }
-      res.writeHead(fault.status, { 'content-type': 'text/plain', ...fault.headers });
-      res.end(fault.body ?? '');
+      const answer = () => {
+        res.writeHead(fault.status, { 'content-type': 'text/plain', ...fault.headers });
+        res.end(fault.body ?? '');
+      };
+      if (fault.delayMs === undefined) answer();
+      else setTimeout(answer, fault.delayMs);
     });
   }
 
