@@ -68,9 +68,9 @@ export function emitterBinder<T>(storage: AsyncLocalStorage<T>): BindEmitter<T> 
       if (bound.adding || typeof listener !== 'function') return original.call(this, event, listener);
       const value = bound.value;
       const wrapped: Listener = function (this: unknown, ...args: unknown[]) {
-        // Emitted where `value` is the store already (a response's 'finish' and 'close',
-        // emitted after the handler's `end()`), the listener is called as it is: a new
-        // async context frame per event cost 1-3 µs (--cpu-prof under bench/server.ts).
+        // Emitted where `value` is the store already, the listener is called as it is: a
+        // new async context frame would change nothing. (A response's 'close' comes from
+        // the connection's context, so it still gets one.)
         if (storage.getStore() === value) return Reflect.apply(listener, this, args);
         return storage.run(value, Reflect.apply, listener, this, args);
       };
