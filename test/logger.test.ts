@@ -5,7 +5,13 @@ import { test } from 'node:test';
 import { context, trace } from '@opentelemetry/api';
 import { lineBuffer } from '../src/logging/lineBuffer.ts';
 import { bindLogContext, getLogContext, withLogContext } from '../src/logging/logContext.ts';
-import { createLogger, formatIsoTime, loggerOptions, writeLine } from '../src/logging/logger.ts';
+import {
+  createLogger,
+  formatIsoTime,
+  loggerOptions,
+  type TraceFields,
+  writeLine,
+} from '../src/logging/logger.ts';
 import { KitContextManager } from '../src/telemetry/KitContextManager.ts';
 import { cleanEnv, repoRoot } from './helpers/child.ts';
 
@@ -333,12 +339,12 @@ test("writeLine writes the kit's lines byte for byte as pino does, and leaves to
     } as typeof info;
     // The time field is the only part that may differ between two calls.
     const untimed = (line: string | undefined) => String(line).replace(/"time":"[^"]*"/, '"time":"T"');
-    const same = (fields: Record<string, unknown>, expectPino: boolean) => {
+    const same = (fields: Record<string, unknown>, expectPino: boolean, traceFields?: TraceFields) => {
       raw.length = 0;
       const before = viaPino;
-      writeLine(log, 'info', fields, 'downstream "request" completed');
+      writeLine(log, 'info', { ...fields }, 'downstream "request" completed', traceFields);
       const ownPath = viaPino === before;
-      log.info(fields, 'downstream "request" completed');
+      log.info({ ...fields, ...traceFields }, 'downstream "request" completed');
       assert.equal(raw.length, 2, JSON.stringify(fields));
       assert.equal(untimed(raw[0]), untimed(raw[1]), JSON.stringify(fields));
       assert.equal(ownPath, !expectPino, `own path for ${JSON.stringify(fields)}`);
@@ -370,6 +376,13 @@ test("writeLine writes the kit's lines byte for byte as pino does, and leaves to
       });
     });
     withLogContext({ request_id: 'r-9' }, () => same(plain, false));
+    // The undici span's trace fields handed in: last without an active span, first with one.
+    const undiciSpan = { trace_id: 'a'.repeat(32), span_id: 'b'.repeat(16), trace_flags: '01' };
+    same(plain, false, undiciSpan);
+    withLogContext({ request_id: 'r-10' }, () => same(plain, false, undiciSpan));
+    context.with(trace.setSpanContext(context.active(), span), () => same(plain, false, undiciSpan));
+    // Not hex (a caller's own traceparent header): escaped as any field.
+    same(plain, false, { trace_id: 'x"y', span_id: 'b'.repeat(16), trace_flags: '01' });
     // A log context's own trace_id over the active span's.
     context.with(trace.setSpanContext(context.active(), span), () =>
       withLogContext({ trace_id: 'from-context' }, () => same(plain, false)),

@@ -8,7 +8,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { CircuitBreakerPolicy } from 'cockatiel';
 import { type Dispatcher, errors, Pool } from 'undici';
-import { logger, writeLine } from '../logging/logger.ts';
+import { logger, type TraceFields, writeLine } from '../logging/logger.ts';
 import { roundMs } from '../logging/roundMs.ts';
 import { type CircuitBreakerOptions, createCircuitBreaker } from '../resilience/createCircuitBreaker.ts';
 import { HttpRetryPolicy, type RetryCall, type RetryOptions } from '../resilience/HttpRetryPolicy.ts';
@@ -27,7 +27,6 @@ import {
   ATTR_PEER_SERVICE,
   dispatchAs,
   type KitRequest,
-  type TraceFields,
   traceFieldsOf,
   withKitRequest,
 } from '../telemetry/undiciSpanHook.ts';
@@ -395,12 +394,7 @@ class Call implements RetryCall<ClientResponse>, KitRequest {
         status_class: classifyStatus(statusCode),
         duration_ms: roundMs(ms),
       };
-      writeLine(
-        logger,
-        'info',
-        trace === undefined ? fields : Object.assign(fields, trace),
-        'downstream request completed',
-      );
+      writeLine(logger, 'info', fields, 'downstream request completed', trace);
     }
     return response;
   }
@@ -421,13 +415,12 @@ class Call implements RetryCall<ClientResponse>, KitRequest {
     const code = transportErrorCode(error);
     if (code !== undefined) fields.error_code = code;
     if (resend > 0) fields.retry_attempt = resend;
-    const trace = this.#traceFields();
-    if (trace !== undefined) Object.assign(fields, trace);
     writeLine(
       logger,
       'error',
       fields,
       timedOut ? 'downstream request timed out' : 'downstream request failed',
+      this.#traceFields(),
     );
   }
 

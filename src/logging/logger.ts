@@ -157,9 +157,15 @@ type LineLevel = 'debug' | 'info' | 'warn' | 'error';
  * InstrumentedClient at 61 µs of CPU per call through pino and 17 µs built here, the
  * "request completed" line at 40 and 30 µs (concurrency 1, medians of paired windows).
  */
-export function writeLine(log: Logger, level: LineLevel, fields: Record<string, unknown>, msg: string): void {
+export function writeLine(
+  log: Logger,
+  level: LineLevel,
+  fields: Record<string, unknown>,
+  msg: string,
+  traceFields?: TraceFields,
+): void {
   if (!lineLoggers.has(log)) {
-    log[level](fields, msg);
+    log[level](withTraceFields(fields, traceFields), msg);
     return;
   }
   const internals = log as unknown as Record<symbol, unknown>;
@@ -171,9 +177,9 @@ export function writeLine(log: Logger, level: LineLevel, fields: Record<string, 
   const props =
     stream[pino.symbols.needsMetadataGsym] === true || pinoAsJson.hasSubscribers
       ? fallback
-      : lineFieldsJson(fields, internals);
+      : lineFieldsJson(fields, internals, traceFields);
   if (props === fallback) {
-    log[level](fields, msg);
+    log[level](withTraceFields(fields, traceFields), msg);
     return;
   }
   const levelPrefix = (internals[pino.symbols.lsCacheSym] as Record<number, string>)[num];
@@ -185,24 +191,54 @@ export function writeLine(log: Logger, level: LineLevel, fields: Record<string, 
 
 const fallback = Symbol('through pino');
 
+/** The trace fields a line carries: `trace_id`, `span_id`, `trace_flags`, in hex. */
+export interface TraceFields {
+  trace_id: string;
+  span_id: string;
+  trace_flags: string;
+}
+
+function withTraceFields(fields: Record<string, unknown>, traceFields: TraceFields | undefined) {
+  return traceFields === undefined ? fields : Object.assign(fields, traceFields);
+}
+
 /**
- * `lineContext()` and `fields` as `fieldsJson` writes them. The trace fields of the active
- * span, hex that redaction and escaping leave as they are, are written straight from the
- * span context, without the context object made for them (2-3 µs of a "request completed"
- * line, --cpu-prof under bench/server.ts), unless `fields` or the log context has one.
+ * `lineContext()` and `fields` (with `traceFields` over them, last) as `fieldsJson` writes
+ * them. Trace fields, hex that redaction and escaping leave as they are, are written
+ * straight, without the objects made for them (2-3 µs of a line, --cpu-prof under
+ * bench/server.ts and bench/client.ts), unless `fields` or the log context has one.
  */
 function lineFieldsJson(
   fields: Record<string, unknown>,
   internals: Record<symbol, unknown>,
+  traceFields: TraceFields | undefined,
 ): string | typeof fallback {
   const logFields = getLogContext() as Record<string, unknown>;
   const span = trace.getSpanContext(context.active());
-  if (span === undefined || !isSpanContextValid(span)) return fieldsJson(logFields, fields, internals);
-  if (hasTraceField(fields) || hasTraceField(logFields))
-    return fieldsJson(lineContext() as Record<string, unknown>, fields, internals);
+  const active = span !== undefined && isSpanContextValid(span);
+  if (hasTraceField(fields) || hasTraceField(logFields) || (traceFields !== undefined && !isHex(traceFields)))
+    return fieldsJson(
+      lineContext() as Record<string, unknown>,
+      withTraceFields(fields, traceFields),
+      internals,
+    );
   const rest = fieldsJson(logFields, fields, internals);
   if (rest === fallback) return fallback;
+  if (traceFields !== undefined) {
+    const json = `,"trace_id":"${traceFields.trace_id}","span_id":"${traceFields.span_id}","trace_flags":"${traceFields.trace_flags}"`;
+    // With a span active, pino puts the trace fields where its mixin has them: first.
+    return active ? json + rest : rest + json;
+  }
+  if (!active) return rest;
   return `,"trace_id":"${span.traceId}","span_id":"${span.spanId}","trace_flags":"0${span.traceFlags.toString(16)}"${rest}`;
+}
+
+const hexDigits = /^[0-9a-f]+$/;
+
+function isHex(fields: TraceFields): boolean {
+  return (
+    hexDigits.test(fields.trace_id) && hexDigits.test(fields.span_id) && hexDigits.test(fields.trace_flags)
+  );
 }
 
 function hasTraceField(fields: Record<string, unknown>): boolean {

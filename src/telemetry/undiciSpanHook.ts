@@ -4,6 +4,7 @@ import {
   ATTR_URL_FULL,
   ATTR_URL_QUERY,
 } from '@opentelemetry/semantic-conventions';
+import type { TraceFields } from '../logging/logger.ts';
 import { redactQuery } from '../secrets.ts';
 
 /** `peer.service`: the name Jaeger's dependency graph draws an outbound call to. */
@@ -98,13 +99,6 @@ export function undiciStartSpanHook(request: {
     }
   }
   return attributes;
-}
-
-/** The trace fields of a log line, as the pino instrumentation writes them. */
-export interface TraceFields {
-  trace_id: string;
-  span_id: string;
-  trace_flags: string;
 }
 
 /**
