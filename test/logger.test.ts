@@ -381,6 +381,18 @@ test("writeLine writes the kit's lines byte for byte as pino does, and leaves to
     same(plain, false, undiciSpan);
     withLogContext({ request_id: 'r-10' }, () => same(plain, false, undiciSpan));
     context.with(trace.setSpanContext(context.active(), span), () => same(plain, false, undiciSpan));
+    // A context handed in (requestLogging's, from a listener that runs outside it): its
+    // span and log fields, as pino writes them inside it; and the same through pino.
+    const handed = context.with(trace.setSpanContext(context.active(), span), () =>
+      withLogContext({ request_id: 'r-11' }, () => context.active()),
+    );
+    for (const fields of [plain, { ...plain, detail: { a: 1 } }]) {
+      raw.length = 0;
+      writeLine(log, 'info', { ...fields }, 'request completed', undefined, handed);
+      context.with(handed, () => log.info({ ...fields }, 'request completed'));
+      assert.equal(untimed(raw[0]), untimed(raw[1]));
+      assert.match(String(raw[0]), /"trace_id":"0af7651916cd43dd8448eb211c80319c".*"request_id":"r-11"/);
+    }
     // Not hex (a caller's own traceparent header): escaped as any field.
     same(plain, false, { trace_id: 'x"y', span_id: 'b'.repeat(16), trace_flags: '01' });
     // A log context's own trace_id over the active span's.

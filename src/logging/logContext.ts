@@ -78,6 +78,15 @@ export function getLogContext(): LogFields {
 }
 
 /**
+ * The fields bound in `ctx`, an OpenTelemetry context, under the kit's context manager;
+ * without it (the fields live in an async context of their own), the current ones.
+ */
+export function logContextOf(ctx: Context): LogFields {
+  const s = store();
+  return s === ownStore ? s.get() : ((ctx.getValue(fieldsKey) as LogFields | undefined) ?? empty);
+}
+
+/**
  * Run `fn` with `fields` added to every log line written in its async context, including
  * lines written by the kit's clients and by callbacks that `fn` starts.
  *

@@ -1,10 +1,10 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { context, isSpanContextValid, trace } from '@opentelemetry/api';
+import { type Context, context, isSpanContextValid, trace } from '@opentelemetry/api';
 import pino, { type Logger, type LoggerOptions } from 'pino';
 import { kitConfig, logLevels, readEnum, serviceIdentity } from '../config.ts';
 import { redactField, redactSecrets } from '../secrets.ts';
 import { lineBuffer } from './lineBuffer.ts';
-import { getLogContext } from './logContext.ts';
+import { getLogContext, type LogFields, logContextOf } from './logContext.ts';
 
 export type { Logger } from 'pino';
 
@@ -56,8 +56,12 @@ export function formatIsoTime(ms: number): string {
  * The app's own pino loggers keep the instrumentation's.
  */
 function lineContext(): object {
-  const fields = getLogContext();
-  const span = trace.getSpanContext(context.active());
+  return lineContextIn(context.active(), getLogContext());
+}
+
+/** `lineContext()` for `ctx` and its log fields. */
+function lineContextIn(ctx: Context, fields: LogFields): object {
+  const span = trace.getSpanContext(ctx);
   if (span === undefined || !isSpanContextValid(span)) return fields;
   return {
     trace_id: span.traceId,
@@ -163,9 +167,10 @@ export function writeLine(
   fields: Record<string, unknown>,
   msg: string,
   traceFields?: TraceFields,
+  ctx?: Context,
 ): void {
   if (!lineLoggers.has(log)) {
-    log[level](withTraceFields(fields, traceFields), msg);
+    viaPino(log, level, withTraceFields(fields, traceFields), msg, ctx);
     return;
   }
   const internals = log as unknown as Record<symbol, unknown>;
@@ -177,9 +182,9 @@ export function writeLine(
   const props =
     stream[pino.symbols.needsMetadataGsym] === true || pinoAsJson.hasSubscribers
       ? fallback
-      : lineFieldsJson(fields, internals, traceFields);
+      : lineFieldsJson(fields, internals, traceFields, ctx);
   if (props === fallback) {
-    log[level](withTraceFields(fields, traceFields), msg);
+    viaPino(log, level, withTraceFields(fields, traceFields), msg, ctx);
     return;
   }
   const levelPrefix = (internals[pino.symbols.lsCacheSym] as Record<number, string>)[num];
@@ -190,6 +195,12 @@ export function writeLine(
 }
 
 const fallback = Symbol('through pino');
+
+/** `log[level](fields, msg)`, in `ctx` when one is given. */
+function viaPino(log: Logger, level: LineLevel, fields: object, msg: string, ctx: Context | undefined): void {
+  if (ctx === undefined) log[level](fields, msg);
+  else context.with(ctx, () => log[level](fields, msg));
+}
 
 /** The trace fields a line carries: `trace_id`, `span_id`, `trace_flags`, in hex. */
 export interface TraceFields {
@@ -212,13 +223,15 @@ function lineFieldsJson(
   fields: Record<string, unknown>,
   internals: Record<symbol, unknown>,
   traceFields: TraceFields | undefined,
+  ctx: Context | undefined,
 ): string | typeof fallback {
-  const logFields = getLogContext() as Record<string, unknown>;
-  const span = trace.getSpanContext(context.active());
+  const c = ctx ?? context.active();
+  const logFields = (ctx === undefined ? getLogContext() : logContextOf(ctx)) as Record<string, unknown>;
+  const span = trace.getSpanContext(c);
   const active = span !== undefined && isSpanContextValid(span);
   if (hasTraceField(fields) || hasTraceField(logFields) || (traceFields !== undefined && !isHex(traceFields)))
     return fieldsJson(
-      lineContext() as Record<string, unknown>,
+      lineContextIn(c, logFields) as Record<string, unknown>,
       withTraceFields(fields, traceFields),
       internals,
     );

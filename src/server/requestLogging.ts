@@ -1,4 +1,6 @@
+import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { context } from '@opentelemetry/api';
 import { bindEmitterToLogContext, withLogContext } from '../logging/logContext.ts';
 import { type Logger, logger as rootLogger, writeLine } from '../logging/logger.ts';
 import { roundMs } from '../logging/roundMs.ts';
@@ -42,6 +44,9 @@ interface ExpressRequestFields {
   route?: { path?: unknown };
 }
 
+/** The emitter's own `on`, past the kit's emitter binding (`emitterBinder`). */
+const addListener = EventEmitter.prototype.on;
+
 /** An error seen while handling a request; `clientError` for 4xx errors of a framework (validation, ...). */
 interface SeenError {
   error: unknown;
@@ -76,9 +81,17 @@ function observe(
   const id = requestIdFrom(req.headers[requestIdHeader]);
   if (!res.headersSent) res.setHeader('X-Request-ID', id);
   const start = performance.now();
+  // The line is written with the request's context as it is now (under the preload, the
+  // server span's), handed to writeLine: the listener is added past the emitter binding,
+  // so 'close', emitted from the connection's context, does not enter that context first
+  // (an async context frame and a wrapper per request, --cpu-prof).
+  const ctx = context.active();
   // 'close' comes after 'finish' and also when the connection drops first: one listener
-  // sees every outcome.
-  res.once('close', () => {
+  // sees every outcome, once.
+  let logged = false;
+  addListener.call(res, 'close', () => {
+    if (logged) return;
+    logged = true;
     const durationMs = roundMs(performance.now() - start);
     // Express rewrites req.url inside routers; originalUrl keeps what the client sent.
     const rawPath = urlPath((req as IncomingMessage & ExpressRequestFields).originalUrl ?? req.url);
@@ -91,15 +104,22 @@ function observe(
     };
     const seen = seenErrors.get(res);
     if (seen !== undefined && !seen.clientError) {
-      writeLine(o.logger, 'error', { ...fields, ...errorFields(seen.error) }, 'request failed');
+      writeLine(
+        o.logger,
+        'error',
+        { ...fields, ...errorFields(seen.error) },
+        'request failed',
+        undefined,
+        ctx,
+      );
     } else if (!res.writableFinished) {
       // The client (or a forced shutdown) closed the connection before the response was
       // complete: not a server error, but worth seeing.
-      writeLine(o.logger, 'warn', fields, 'request aborted');
+      writeLine(o.logger, 'warn', fields, 'request aborted', undefined, ctx);
     } else if (o.quiet.has(rawPath) || isProbePath(rawPath)) {
-      writeLine(o.logger, 'debug', fields, 'request completed');
+      writeLine(o.logger, 'debug', fields, 'request completed', undefined, ctx);
     } else {
-      writeLine(o.logger, 'info', fields, 'request completed');
+      writeLine(o.logger, 'info', fields, 'request completed', undefined, ctx);
     }
   });
   return id;
