@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { context, trace } from '@opentelemetry/api';
+import { context, createContextKey, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { lineBuffer } from '../src/logging/lineBuffer.ts';
 import { bindLogContext, getLogContext, withLogContext } from '../src/logging/logContext.ts';
 import {
@@ -418,6 +418,34 @@ test("writeLine writes the kit's lines byte for byte as pino does, and leaves to
     raw.length = 0;
     writeLine(child, 'error', plain, 'from a child');
     assert.equal(JSON.parse(String(raw[0])).component, 'c');
+  } finally {
+    context.disable();
+  }
+});
+
+test("under the kit's context manager a log context is an OpenTelemetry context: values set, read and deleted over it", () => {
+  context.setGlobalContextManager(new KitContextManager().enable());
+  try {
+    const key = createContextKey('key');
+    const other = createContextKey('other');
+    context.with(ROOT_CONTEXT.setValue(other, 1), () =>
+      withLogContext({ a: 1 }, () => {
+        const ctx = context.active();
+        assert.equal(ctx.getValue(other), 1);
+        const set = ctx.setValue(key, 'v');
+        assert.equal(set.getValue(key), 'v');
+        assert.equal(set.getValue(other), 1);
+        assert.equal(ctx.getValue(key), undefined);
+        const deleted = set.deleteValue(other);
+        assert.equal(deleted.getValue(other), undefined);
+        assert.equal(deleted.getValue(key), 'v');
+        assert.deepEqual(getLogContext(), { a: 1 });
+        withLogContext({ b: 2 }, () => {
+          assert.deepEqual(getLogContext(), { a: 1, b: 2 });
+          assert.equal(context.active().getValue(other), 1);
+        });
+      }),
+    );
   } finally {
     context.disable();
   }

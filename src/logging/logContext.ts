@@ -38,13 +38,43 @@ export interface KitContextStorage {
   bindEmitter(emitter: EventEmitter, context: Context): void;
 }
 
+/**
+ * `parent` with one value set: what `parent.setValue(key, value)` gives, without the copy
+ * of the parent's map and the three closures the API's `BaseContext` makes for each
+ * context (about 1.5 µs of every request `requestLogging` handles, --cpu-prof under
+ * bench/server.ts). A value read walks the links up to the first context that has it.
+ */
+class LinkedContext implements Context {
+  readonly #parent: Context;
+  readonly #key: symbol;
+  readonly #value: unknown;
+
+  constructor(parent: Context, key: symbol, value: unknown) {
+    this.#parent = parent;
+    this.#key = key;
+    this.#value = value;
+  }
+
+  getValue(key: symbol): unknown {
+    return key === this.#key ? this.#value : this.#parent.getValue(key);
+  }
+
+  setValue(key: symbol, value: unknown): Context {
+    return new LinkedContext(this, key, value);
+  }
+
+  deleteValue(key: symbol): Context {
+    return new LinkedContext(this, key, undefined);
+  }
+}
+
 function inOtelContext(kit: KitContextStorage): Store {
   const { storage } = kit;
   const current = () => storage.getStore() ?? ROOT_CONTEXT;
   return {
     get: () => (storage.getStore()?.getValue(fieldsKey) as LogFields | undefined) ?? empty,
-    run: (fields, fn) => storage.run(current().setValue(fieldsKey, fields), fn),
-    enter: (fields) => storage.enterWith(current().setValue(fieldsKey, fields)),
+    run: (fields, fn) => storage.run(new LinkedContext(current(), fieldsKey, fields), fn),
+    enter: (fields) => storage.enterWith(new LinkedContext(current(), fieldsKey, fields)),
     bindEmitter: (emitter) => kit.bindEmitter(emitter, current()),
   };
 }
