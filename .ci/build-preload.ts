@@ -188,7 +188,7 @@ async function attributeNamesInlined(source: string, file: string): Promise<stri
     const values =
       semconvValues[from as string] ??
       (from?.startsWith('.') && from.includes('semconv')
-        ? constants(await readFile(resolve(dirname(file), from), 'utf8'))
+        ? await semconvFileConstants(resolve(dirname(file), from))
         : undefined);
     if (values === undefined) continue;
     for (const item of (list as string).split(',')) {
@@ -205,6 +205,17 @@ async function attributeNamesInlined(source: string, file: string): Promise<stri
       return value === undefined ? key : `${before}${JSON.stringify(value)}:`;
     },
   );
+}
+
+/** A package's semconv file's constants, read once however many of its modules import it. */
+const semconvFiles = new Map<string, Promise<Record<string, string>>>();
+function semconvFileConstants(path: string): Promise<Record<string, string>> {
+  let found = semconvFiles.get(path);
+  if (found === undefined) {
+    found = readFile(path, 'utf8').then(constants);
+    semconvFiles.set(path, found);
+  }
+  return found;
 }
 
 /** A module's top-level string constants: `const NAME = "value";`. */

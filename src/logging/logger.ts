@@ -156,6 +156,10 @@ type LineLevel = 'debug' | 'info' | 'warn' | 'error';
  * stream. Anything else, and any field that is not a plain string, number, boolean or
  * null, goes through pino itself.
  *
+ * `traceFields` (the undici span's, for InstrumentedClient) go over the active span's, as
+ * if they were the last of `fields`. `ctx` is the context to log in when it is not the
+ * active one (requestLogging's listener, which runs outside the request's context).
+ *
  * Where a process is idle between requests, pino's generic path (LOG, write, the mixin
  * merge, asJson) is cold for every line: `npm run bench -- split` measured the line of
  * InstrumentedClient at 61 µs of CPU per call through pino and 17 µs built here, the
@@ -226,7 +230,7 @@ function lineFieldsJson(
   ctx: Context | undefined,
 ): string | typeof fallback {
   const c = ctx ?? context.active();
-  const logFields = (ctx === undefined ? getLogContext() : logContextOf(ctx)) as Record<string, unknown>;
+  const logFields = logContextOf(c) as Record<string, unknown>;
   const span = trace.getSpanContext(c);
   const active = span !== undefined && isSpanContextValid(span);
   if (hasTraceField(fields) || hasTraceField(logFields) || (traceFields !== undefined && !isHex(traceFields)))

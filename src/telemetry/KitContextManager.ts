@@ -6,7 +6,7 @@ import { type BindEmitter, emitterBinder } from '../logging/emitterBinder.ts';
 import { type KitContextStorage, kitContextStorageKey } from '../logging/logContext.ts';
 
 type Fn = (...args: unknown[]) => unknown;
-type Run = (context: Context, fn: Fn, thisArg: unknown, args: IArguments) => unknown;
+type Run = (context: Context, fn: Fn, thisArg: unknown, args: ArrayLike<unknown>) => unknown;
 
 /**
  * Wrappers with the target's arity as a literal parameter list: `length` comes for free,
@@ -87,9 +87,7 @@ export class KitContextManager extends AsyncLocalStorageContextManager {
     thisArg?: ThisParameterType<F>,
     ...args: A
   ): ReturnType<F> {
-    const storage = this.#storage;
-    if (storage.getStore() === context) return Reflect.apply(fn, thisArg, args) as ReturnType<F>;
-    return storage.run(context, Reflect.apply, fn, thisArg, args) as ReturnType<F>;
+    return this.#run(context, fn as unknown as Fn, thisArg, args) as ReturnType<F>;
   }
 
   override bind<T>(context: Context, target: T): T {
