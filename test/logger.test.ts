@@ -206,17 +206,21 @@ test('a warn or error line is written before the call returns, with the info lin
 });
 
 test('held lines are written at exit: process.exit, an uncaught exception, the end of the event loop', () => {
+  // The kit's own lines (writeLine) are built after the call: exit builds them too.
   const exit = linesOf(`
     import { logger } from './src/index.ts';
+    import { writeLine } from './src/logging/logger.ts';
     for (let i = 0; i < 3; i++) logger.info('line');
+    writeLine(logger, 'info', { n: 1 }, 'kit line');
     process.exit(3);
   `);
   assert.equal(exit.status, 3);
-  assert.deepEqual(exit.msgs, ['line', 'line', 'line']);
+  assert.deepEqual(exit.msgs, ['line', 'line', 'line', 'kit line']);
   const thrown = linesOf(`
     import { logger } from './src/index.ts';
+    import { writeLine } from './src/logging/logger.ts';
     logger.info('a');
-    logger.info('b');
+    writeLine(logger, 'info', { n: 1 }, 'b');
     throw new Error('boom');
   `);
   assert.equal(thrown.status, 1);
@@ -268,6 +272,109 @@ test('info lines are held for LOG_BUFFER_MS and written with one write; past 16 
   t.mock.timers.tick(10);
   assert.equal(writes.length, 2, 'nothing left to write');
   destination.flushSync();
+});
+
+test("the kit's info lines are built after the call, from what held at the call, in order with the lines written after them", async (t) => {
+  const manager = new KitContextManager().enable();
+  context.setGlobalContextManager(manager);
+  t.mock.timers.enable({ apis: ['Date'], now: Date.UTC(2026, 11, 1, 12, 0, 0, 5) });
+  try {
+    const writes: string[] = [];
+    const destination = lineBuffer({ write: (data: string) => writes.push(data) }, 10);
+    const deferred: (() => string)[] = [];
+    const defer = destination.defer;
+    destination.defer = (line) => {
+      deferred.push(line);
+      defer(line);
+    };
+    const log = createLogger(loggerOptions({ LOG_LEVEL: 'debug' }), destination);
+    const span = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 };
+    context.with(trace.setSpanContext(context.active(), span), () =>
+      withLogContext({ request_id: 'r-1' }, () => writeLine(log, 'info', { n: 1 }, 'first')),
+    );
+    t.mock.timers.tick(7);
+    log.info('by pino');
+    writeLine(log, 'debug', { n: 2 }, 'second');
+    writeLine(log, 'info', { n: 3 }, 'third');
+    writeLine(log, 'warn', { n: 4 }, 'at once');
+    assert.equal(
+      deferred.length,
+      3,
+      'the info and debug lines of writeLine are deferred; the warn line is not',
+    );
+    assert.equal(writes.length, 1, 'the warn line is written at once, with every line before it');
+    writeLine(log, 'info', { n: 5 }, 'later');
+    await new Promise(setImmediate);
+    assert.equal(writes.length, 1, 'built in the check phase, then held');
+    destination.flushSync();
+    const lines = writes
+      .join('')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      lines.map(({ msg, n, trace_id, request_id, time, level }) => ({
+        msg,
+        n,
+        trace_id,
+        request_id,
+        time,
+        level,
+      })),
+      [
+        {
+          msg: 'first',
+          n: 1,
+          trace_id: span.traceId,
+          request_id: 'r-1',
+          time: '2026-12-01T12:00:00.005Z',
+          level: 'info',
+        },
+        {
+          msg: 'by pino',
+          n: undefined,
+          trace_id: undefined,
+          request_id: undefined,
+          time: '2026-12-01T12:00:00.012Z',
+          level: 'info',
+        },
+        {
+          msg: 'second',
+          n: 2,
+          trace_id: undefined,
+          request_id: undefined,
+          time: '2026-12-01T12:00:00.012Z',
+          level: 'debug',
+        },
+        {
+          msg: 'third',
+          n: 3,
+          trace_id: undefined,
+          request_id: undefined,
+          time: '2026-12-01T12:00:00.012Z',
+          level: 'info',
+        },
+        {
+          msg: 'at once',
+          n: 4,
+          trace_id: undefined,
+          request_id: undefined,
+          time: '2026-12-01T12:00:00.012Z',
+          level: 'warn',
+        },
+        {
+          msg: 'later',
+          n: 5,
+          trace_id: undefined,
+          request_id: undefined,
+          time: '2026-12-01T12:00:00.012Z',
+          level: 'info',
+        },
+      ],
+    );
+  } finally {
+    context.disable();
+  }
 });
 
 test('line times are ISO 8601, as Date#toISOString gives them, across minutes, days and years', () => {
