@@ -108,7 +108,7 @@ const steps: [string, number, number][] = [
   ['log line ("downstream request completed")', 1, 3],
   ['spans (recorded, ended, exported)', 3, 4],
   ["metrics (catalogue + undici's histogram)", 4, 5],
-  ['undici instrumentation (unsampled span)', 5, 6],
+  ['undici instrumentation (which skips the call)', 5, 6],
   ['rest of the SDK (context manager, hooks)', 6, 7],
   ['InstrumentedClient itself (no SDK)', 7, 0],
 ];

@@ -3,6 +3,10 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
+import { context, propagation, trace } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import type { ClientRequestOptions } from '../src/clients/InstrumentedClient.ts';
+import { KitContextManager } from '../src/telemetry/KitContextManager.ts';
 import { freePort } from './helpers/child.ts';
 import { FaultServer } from './helpers/faultServer.ts';
 
@@ -10,7 +14,7 @@ process.env.LOG_LEVEL = 'silent';
 const { callWithRetry, InstrumentedClient, redactQuery, timeouts, undiciStartSpanHook } = await import(
   '../src/index.ts'
 );
-const { dispatchAs, traceFieldsOf } = await import('../src/telemetry/undiciSpanHook.ts');
+const { dispatchAsKit, isKitRequest, withKitRequest } = await import('../src/telemetry/undiciSpanHook.ts');
 
 let server: FaultServer;
 before(async () => {
@@ -33,43 +37,75 @@ test('redactQuery: secret values replaced, everything else kept, fragments dropp
   assert.equal(redactQuery('/a?bad=%E0%A4%A&password=p'), '/a?bad=%E0%A4%A&password=REDACTED');
 });
 
-test("undiciStartSpanHook: peer.service and resend count of the kit's requests, redacted url.full, nothing in the common case", () => {
-  const plain = { origin: 'http://h:1', path: '/x' };
-  assert.deepEqual(undiciStartSpanHook(plain), {});
+test('undiciStartSpanHook: url.full and url.query redacted when the query holds a secret, nothing in the common case', () => {
+  assert.deepEqual(undiciStartSpanHook({ origin: 'http://h:1', path: '/x' }), {});
   assert.deepEqual(undiciStartSpanHook({ origin: 'http://h:1', path: '/x?page=1' }), {});
   assert.deepEqual(undiciStartSpanHook({ origin: 'http://h:1', path: '/x?key=k' }), {
     'url.query': 'key=REDACTED',
     'url.full': 'http://h:1/x?key=REDACTED',
   });
-  const first = { service: 'ledger-api', resend: 0, request: undefined };
-  assert.deepEqual(
-    dispatchAs(first, () => undiciStartSpanHook(plain)),
-    { 'peer.service': 'ledger-api' },
-  );
-  assert.equal(first.request, plain, 'the hook hands the request back');
-  assert.deepEqual(
-    dispatchAs({ ...first, resend: 2 }, () => undiciStartSpanHook(plain)),
-    { 'peer.service': 'ledger-api', 'http.request.resend_count': 2 },
-  );
-  assert.deepEqual(
-    undiciStartSpanHook(plain),
-    {},
-    "once the call into undici has returned, a request is not the kit's",
-  );
 });
 
-test('traceFieldsOf: the trace fields of the traceparent the instrumentation added last', () => {
-  const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-  assert.deepEqual(
-    traceFieldsOf({ headers: ['traceparent', 'caller-set', 'accept', '*/*', 'traceparent', traceparent] }),
-    {
-      trace_id: '0af7651916cd43dd8448eb211c80319c',
-      span_id: 'b7ad6b7169203331',
-      trace_flags: '01',
-    },
+test('isKitRequest: only while InstrumentedClient creates its request, or in the context it marked', () => {
+  assert.equal(isKitRequest(), false);
+  assert.equal(
+    dispatchAsKit(() => isKitRequest()),
+    true,
   );
-  assert.equal(traceFieldsOf({ headers: ['accept', '*/*'] }), undefined);
-  assert.equal(traceFieldsOf(undefined), undefined);
+  assert.equal(isKitRequest(), false, "once the call into undici has returned, a request is not the kit's");
+  assert.throws(() =>
+    dispatchAsKit(() => {
+      throw new Error('undici threw');
+    }),
+  );
+  assert.equal(isKitRequest(), false, 'not left set by a throw');
+  const manager = new KitContextManager().enable();
+  context.setGlobalContextManager(manager);
+  try {
+    assert.equal(
+      context.with(withKitRequest(context.active()), () => isKitRequest()),
+      true,
+    );
+    assert.equal(isKitRequest(), false);
+  } finally {
+    context.disable();
+  }
+});
+
+test("an attempt's traceparent goes out beside the caller's headers, whatever their form, in place of one the caller set", async () => {
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  context.setGlobalContextManager(new KitContextManager().enable());
+  try {
+    const client = new InstrumentedClient({ service: 'headers-api', baseUrl: server.url });
+    // No SDK: the attempt's span is the caller's, so its traceparent is the caller's.
+    const caller = trace.wrapSpanContext({
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      traceFlags: 1,
+    });
+    const forms: Record<string, ClientRequestOptions['headers']> = {
+      none: undefined,
+      object: { 'x-a': '1', TraceParent: 'caller-set' },
+      flat: ['x-a', '1', 'traceparent', 'caller-set'],
+      entries: new Map([
+        ['x-a', '1'],
+        ['traceparent', 'caller-set'],
+      ]),
+    };
+    for (const [form, headers] of Object.entries(forms)) {
+      await context.with(trace.setSpan(context.active(), caller), async () => {
+        const res = await client.request('GET', `/headers-${form}`, { headers });
+        await res.body.text();
+      });
+      const [hit] = server.hits(`/headers-${form}`);
+      assert.equal(hit?.headers.traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', form);
+      assert.equal(hit?.headers['x-a'], form === 'none' ? undefined : '1', form);
+    }
+    await client.close();
+  } finally {
+    context.disable();
+    propagation.disable();
+  }
 });
 
 test('constructor: checks its options; the default timeout comes from timeouts by service name', async () => {

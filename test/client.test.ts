@@ -171,15 +171,37 @@ test('503, 503, 200: success on the third attempt, two retry lines, every attemp
     2,
   );
 
-  // One logical span around three undici spans; its retry events; every line correlated.
+  // One logical span around three CLIENT spans of the kit's, one per attempt, each sent
+  // downstream in the attempt's traceparent; the retry events; every line correlated.
   const { call, attempts } = await spansOfCall('GET flaky-api', 3);
   assert.equal(call.kind, SpanKind.INTERNAL);
   assert.equal(call.attributes['http.response.status_code'], 200);
   assert.equal(attempts.length, 3);
-  for (const a of attempts) {
-    assert.equal(a.scope, '@opentelemetry/instrumentation-undici');
-    assert.equal(a.traceId, call.traceId);
-  }
+  attempts.sort(
+    (a, b) =>
+      Number(a.attributes['http.request.resend_count'] ?? 0) -
+      Number(b.attributes['http.request.resend_count'] ?? 0),
+  );
+  assert.deepEqual(
+    attempts.map((a) => [
+      a.name,
+      a.scope,
+      a.traceId,
+      a.attributes['http.request.resend_count'],
+      a.attributes['http.response.status_code'],
+      a.attributes['error.type'],
+      a.statusCode,
+    ]),
+    [
+      ['GET', 'otel-service-kit', call.traceId, undefined, 503, '503', 2],
+      ['GET', 'otel-service-kit', call.traceId, 1, 503, '503', 2],
+      ['GET', 'otel-service-kit', call.traceId, 2, 200, undefined, 0],
+    ],
+  );
+  assert.deepEqual(
+    server.hits('/charges').map((h) => h.headers.traceparent),
+    attempts.map((a) => `00-${a.traceId}-${a.spanId}-01`),
+  );
   assert.deepEqual(
     call.events.filter((e) => e.name === 'retry').map((e) => e.attributes['retry.attempt']),
     [1, 2],
@@ -382,25 +404,59 @@ test('secret query parameters and headers never reach a log line or the call spa
   assert.equal(completed?.path, '/v2/find?q=shoes&token=REDACTED&X-Amz-Signature=REDACTED');
   assert.doesNotMatch(child.stdout, /4242/);
 
-  // One attempt: the call is one CLIENT span, undici's, with peer.service; no span of the
-  // kit's around it; its line carries that span's ids though it is not the active span.
+  // One attempt: the call is one CLIENT span of the kit's, with peer.service and the HTTP
+  // client attributes, and no span of the undici instrumentation; its line carries that
+  // span's ids though it is not the active span; the caller's headers went out beside its
+  // traceparent.
   const span = await clientSpanOf('search-api', '/v2/find');
   assert.equal(span.kind, SpanKind.CLIENT);
-  assert.equal(span.scope, '@opentelemetry/instrumentation-undici');
+  assert.equal(span.scope, 'otel-service-kit');
   assert.equal(span.name, 'GET');
-  assert.equal(
-    span.attributes['url.full'],
-    `${server.url}/v2/find?q=shoes&token=REDACTED&X-Amz-Signature=REDACTED`,
-  );
+  const { port } = new URL(server.url);
+  assert.deepEqual(span.attributes, {
+    'http.request.method': 'GET',
+    'url.full': `${server.url}/v2/find?q=shoes&token=REDACTED&X-Amz-Signature=REDACTED`,
+    'server.address': '127.0.0.1',
+    'server.port': Number(port),
+    'peer.service': 'search-api',
+    'http.response.status_code': 200,
+  });
+  const [hit] = server.hits('/v2/find');
+  assert.equal(hit?.headers.traceparent, `00-${span.traceId}-${span.spanId}-01`);
+  assert.equal(hit?.headers['x-api-key'], 'key-4242');
   assert.equal(span.parentSpanId, '', 'called outside any span: the CLIENT span is the root');
   const spans = await receiver.waitFor(() => true);
   assert.equal(spans.filter((s) => s.name === 'GET search-api').length, 0, 'no logical span for one attempt');
+  assert.equal(
+    spans.filter((s) => s.scope === '@opentelemetry/instrumentation-undici' && s.traceId === span.traceId)
+      .length,
+    0,
+    "the undici instrumentation leaves the client's requests alone",
+  );
   assertAllCorrelated(linesOf(id), span);
 });
 
-// Needs `startSpanHook: undiciStartSpanHook` for the undici instrumentation
-// (src/telemetry/instrumentations.ts): the attempt spans are made inside undici.
-test('undici attempt spans: http.request.resend_count on resends, secrets redacted from url.full', async () => {
+test("every attempt is in http.client.request.duration, the semantic conventions' family, with the undici instrumentation's attributes", async () => {
+  await send({ op: 'client', name: 'teapot', options: { service: 'teapot-api', baseUrl: server.url } });
+  server.script('/brew', { status: 418 });
+  const { result } = await send({ op: 'request', client: 'teapot', method: 'GET', path: '/brew' });
+  assert.equal(result.status, 418);
+  const m = await metrics();
+  const labels = {
+    http_request_method: 'GET',
+    server_address: '127.0.0.1',
+    server_port: new URL(server.url).port,
+    url_scheme: 'http',
+    network_protocol_version: '1.1',
+    http_response_status_code: '418',
+    error_type: '418',
+  };
+  assert.equal(sampleValue(m, 'http_client_request_duration_count', labels), 1);
+  const help = [...m.values()].filter((f) => f.name === 'http_client_request_duration').map((f) => f.help);
+  assert.deepEqual(help, ['Duration of HTTP client requests.']);
+});
+
+test('attempt spans: http.request.resend_count on resends, secrets redacted from url.full', async () => {
   await send({
     op: 'client',
     name: 'hooked',

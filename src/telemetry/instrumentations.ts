@@ -43,7 +43,7 @@ import { keepReqNext } from './expressReqNext.ts';
 import { LazyInstrumentation } from './LazyInstrumentation.ts';
 import { lazyInstrumentations } from './lazyInstrumentations.ts';
 import { isProbePath } from './probePaths.ts';
-import { undiciStartSpanHook } from './undiciSpanHook.ts';
+import { isKitRequest, undiciStartSpanHook } from './undiciSpanHook.ts';
 
 /** What the kit's settings of its instrumentations depend on. */
 export interface InstrumentationSettings {
@@ -120,7 +120,8 @@ const kitMiddlewareLayers = /^middleware - otelServiceKit(RequestLogging|Health)
  * documents them (an unknown name is reported through `diag`), with the kit's settings:
  *
  * - http: probes and `/metrics` scrapes are not traced;
- * - undici: `http.request.resend_count` on retried attempts;
+ * - undici: secrets redacted from `url.full`; InstrumentedClient's requests left to its own
+ *   CLIENT spans;
  * - aws-sdk: no duplicate client span for the SDK's own HTTP call;
  * - pino: OTLP log records only when `OTEL_LOGS_EXPORTER` asks;
  * - express: `req.next` stays the `next` each middleware is handed (`keepReqNext`), and
@@ -147,7 +148,7 @@ export function kitInstrumentations(env: Env, settings: InstrumentationSettings)
       ignoreIncomingRequestHook: (req: IncomingMessage) =>
         (metricsPort !== undefined && req.socket?.localPort === metricsPort) || isProbePath(req.url),
     },
-    [`${prefix}undici`]: { startSpanHook: undiciStartSpanHook },
+    [`${prefix}undici`]: { startSpanHook: undiciStartSpanHook, ignoreRequestHook: isKitRequest },
     [`${prefix}aws-sdk`]: { suppressInternalInstrumentation: true },
     [`${prefix}pino`]: { disableLogSending: !logsRequested },
     [`${prefix}express`]: { ignoreLayers: [kitMiddlewareLayers] },

@@ -12,6 +12,8 @@ export interface ReceivedSpan {
   kind: number;
   attributes: Record<string, unknown>;
   events: { name: string; attributes: Record<string, unknown> }[];
+  /** The span status code: 0 unset, 1 ok, 2 error. */
+  statusCode: number;
   scope: string;
   resource: Record<string, unknown>;
   /** `application/x-protobuf` or `application/json`. */
@@ -184,6 +186,12 @@ function protoAttributes(fs: Field[], no: number): Record<string, unknown> {
   return out;
 }
 
+/** `Status.code` (field 3) of a span's `status` (field 15); 0 when absent. */
+function statusCodeOf(status: Uint8Array | undefined): number {
+  if (status === undefined) return 0;
+  return Number(fields(status).find((x) => x.no === 3)?.value ?? 0n);
+}
+
 function decodeProtoTraces(body: Uint8Array): Omit<ReceivedSpan, 'contentType'>[] {
   const spans: Omit<ReceivedSpan, 'contentType'>[] = [];
   for (const rs of bytesOf(fields(body), 1)) {
@@ -207,6 +215,7 @@ function decodeProtoTraces(body: Uint8Array): Omit<ReceivedSpan, 'contentType'>[
             const ef = fields(ev);
             return { name: text(bytesOf(ef, 2)[0]), attributes: protoAttributes(ef, 3) };
           }),
+          statusCode: statusCodeOf(bytesOf(f, 15)[0]),
           scope,
           resource,
         });
@@ -253,6 +262,7 @@ function decodeJsonTraces(body: Buffer): Omit<ReceivedSpan, 'contentType'>[] {
           kind: number;
           attributes?: JsonKv[];
           events?: { name: string; attributes?: JsonKv[] }[];
+          status?: { code?: number };
         }[];
       }[];
     }[];
@@ -270,6 +280,7 @@ function decodeJsonTraces(body: Buffer): Omit<ReceivedSpan, 'contentType'>[] {
           kind: sp.kind,
           attributes: jsonAttributes(sp.attributes),
           events: (sp.events ?? []).map((e) => ({ name: e.name, attributes: jsonAttributes(e.attributes) })),
+          statusCode: sp.status?.code ?? 0,
           scope: ss.scope?.name ?? '',
           resource,
         });
