@@ -30,8 +30,8 @@ const maxHeld = 16 * 1024;
  *
  * `defer(line)` takes an `info`/`debug` line not yet formatted: `line()` formats it (or
  * writes it some other way and returns '') in the event loop's next check phase, before
- * any line written after it, so the order of lines is kept. The kit's own lines use it
- * (`writeLine`): a call's "downstream request completed" line is then formatted after the
+ * any line written after it, so the order of lines is kept. `writeLineLater` uses it: a
+ * call's "downstream request completed" line is then formatted after the
  * call has returned and the caller has sent its next request, while that request is on the
  * wire. InstrumentedClient at concurrency 1, built then against built at once, in three
  * runs of eight interleaved rounds (bench/client.ts): +15%, −1% and +5% calls/s, and 9, 5
