@@ -69,3 +69,14 @@ export function portFromStderr(child: ChildProcess, what: string): Promise<numbe
     child.once('exit', () => reject(new Error(`${what} exited before listening\n${text}`)));
   });
 }
+
+/** BENCH_CONCURRENCY: a comma-separated list of positive whole numbers (default 1,8); anything else stops the bench naming it. */
+export function concurrenciesFromEnv(env: NodeJS.ProcessEnv = process.env): number[] {
+  const raw = env.BENCH_CONCURRENCY ?? '1,8';
+  const values = raw.split(',').map((v) => Number(v.trim()));
+  if (values.some((v) => !Number.isSafeInteger(v) || v < 1))
+    throw new Error(
+      `invalid BENCH_CONCURRENCY=${JSON.stringify(raw)}: expected positive whole numbers, e.g. 1,8`,
+    );
+  return values;
+}

@@ -18,7 +18,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startSpanSink, telemetryEnv } from './_shared.ts';
+import { concurrenciesFromEnv, startSpanSink, telemetryEnv } from './_shared.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const kitIndex = pathToFileURL(`${root}src/index.ts`).href;
@@ -164,7 +164,7 @@ export default async function client(): Promise<void> {
   if (!existsSync(`${root}dist/register.js`)) throw new Error('run `npm run build` first');
   const rounds = Number(process.env.BENCH_RUNS ?? 3);
   const seconds = Number(process.env.BENCH_SECONDS ?? 2);
-  const concurrencies = (process.env.BENCH_CONCURRENCY ?? '1,8').split(',').map(Number);
+  const concurrencies = concurrenciesFromEnv();
   const only = process.env.BENCH_VARIANTS?.split(',').map(Number);
   const chosen = only === undefined ? variants : variants.filter((_, i) => only.includes(i));
   const sink = await startSpanSink();

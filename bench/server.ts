@@ -13,7 +13,7 @@
 // Both preloads: local resource detectors, Prometheus metrics, the same sink.
 // Figures per variant, medians of interleaved rounds: requests/s and the server's CPU
 // (user+system, from /proc) per request, and the system share of it. Knobs: BENCH_RUNS
-// (3), BENCH_SECONDS (2), BENCH_CONCURRENCY (8; 1 gives the CPU per request of a lone
+// (3), BENCH_SECONDS (2), BENCH_CONCURRENCY (1,8; 1 gives the CPU per request of a lone
 // caller), BENCH_APP (node | express | esm), BENCH_VARIANTS (indices).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -21,7 +21,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { portFromStderr, startSpanSink, telemetryEnv } from './_shared.ts';
+import { concurrenciesFromEnv, portFromStderr, startSpanSink, telemetryEnv } from './_shared.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const kitApi = pathToFileURL(`${root}dist/src/index.js`).href;
@@ -195,7 +195,7 @@ export default async function bench(): Promise<void> {
   const appName = process.env.BENCH_APP ?? 'node';
   const chosen = process.env.BENCH_VARIANTS?.split(',').map(Number);
   const list = chosen === undefined ? variants : variants.filter((_, i) => chosen.includes(i));
-  const concurrencies = process.env.BENCH_CONCURRENCY ? [Number(process.env.BENCH_CONCURRENCY)] : [1, 8];
+  const concurrencies = concurrenciesFromEnv();
 
   const sink = await startSpanSink();
   const dir = mkdtempSync(join(tmpdir(), 'osk-bench-server-'));

@@ -18,7 +18,7 @@ import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { portFromStderr, startSpanSink, telemetryEnv } from './_shared.ts';
+import { concurrenciesFromEnv, portFromStderr, startSpanSink, telemetryEnv } from './_shared.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const kitApi = JSON.stringify(pathToFileURL(`${root}dist/src/index.js`).href);
@@ -153,7 +153,7 @@ function report(title: string, names: string[], stats: ModeStats[]): void {
 
 export default async function bench(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 15);
-  const concurrencies = (process.env.BENCH_CONCURRENCY ?? '1,8').split(',').map(Number);
+  const concurrencies = concurrenciesFromEnv();
   const sink = await startSpanSink();
   const dir = mkdtempSync(join(tmpdir(), 'osk-bench-split-'));
   const env: NodeJS.ProcessEnv = {
