@@ -85,4 +85,4 @@ export {
   resilienceEvents,
 } from './telemetry/resilienceInstruments.ts';
 export { shutdownTelemetry } from './telemetry/telemetryState.ts';
-export { undiciStartSpanHook } from './telemetry/undiciSpanHook.ts';
+export { isKitRequest as undiciIgnoreRequestHook, undiciStartSpanHook } from './telemetry/undiciSpanHook.ts';

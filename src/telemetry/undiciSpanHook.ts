@@ -42,8 +42,9 @@ export function withKitRequest(ctx: Context): Context {
 }
 
 /**
- * The undici instrumentation's `ignoreRequestHook`: InstrumentedClient's requests, which
- * have a CLIENT span of the kit's already (InstrumentedClient.ts says why).
+ * The undici instrumentation's `ignoreRequestHook` (exported as `undiciIgnoreRequestHook`):
+ * InstrumentedClient's requests, which have a CLIENT span of the kit's already
+ * (InstrumentedClient.ts says why).
  */
 export function isKitRequest(): boolean {
   return dispatching.kit || context.active().getValue(kitRequestKey) === true;
@@ -57,7 +58,7 @@ const none: Attributes = Object.freeze({});
  * undici for every request, so a request without a query allocates nothing.
  *
  * @example
- * new UndiciInstrumentation({ startSpanHook: undiciStartSpanHook, ignoreRequestHook: isKitRequest })
+ * new UndiciInstrumentation({ startSpanHook: undiciStartSpanHook, ignoreRequestHook: undiciIgnoreRequestHook })
  */
 export function undiciStartSpanHook(request: { origin?: unknown; path: string }): Attributes {
   const path = request.path;
