@@ -374,6 +374,19 @@ test("writeLineLater's lines are built after the call, from what held at the cal
   }
 });
 
+test('a deferred line that cannot be built is left out: the lines around it are written', async () => {
+  const writes: string[] = [];
+  const destination = lineBuffer({ write: (data: string) => writes.push(data) }, 10);
+  destination.defer(() => '{"msg":"before"}\n');
+  destination.defer(() => {
+    throw new Error('a getter threw');
+  });
+  destination.defer(() => '{"msg":"after"}\n');
+  await new Promise(setImmediate);
+  destination.flushSync();
+  assert.deepEqual(fieldOfEachLine(writes.join(''), 'msg'), ['before', 'after']);
+});
+
 test('line times are ISO 8601, as Date#toISOString gives them, across minutes, days and years', () => {
   const start = Date.UTC(2026, 11, 31, 23, 58, 59, 990);
   const times = [Date.now(), 0, 999, 1000, 59_999, 60_000, start];

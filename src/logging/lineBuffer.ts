@@ -1,4 +1,5 @@
 import type { DestinationStream } from 'pino';
+import { internalLog } from '../telemetry/internalLog.ts';
 
 /** What the lines are finally written to: pino's synchronous SonicBoom on fd 1. */
 interface SyncSink {
@@ -80,7 +81,14 @@ export function lineBuffer(sink: SyncSink, holdMs: number): LineBuffer {
     const lines = deferred;
     deferred = [];
     for (const line of lines) {
-      const text = line();
+      let text: string;
+      try {
+        text = line();
+      } catch (error) {
+        // Built outside its caller: a throw here would end the process, and the lines after it.
+        internalLog('error', 'a log line could not be built', { error: String(error) });
+        continue;
+      }
       if (text !== '') write(text);
     }
   };
