@@ -332,26 +332,15 @@ class Call implements RetryCall<ClientResponse> {
     const span = this.span;
     const attempts = this.policy === undefined ? this.#guarded(0) : this.policy.execute(this);
     if (span === undefined) return attempts;
+    let response: ClientResponse;
     try {
-      const response = await attempts;
-      if (span.isRecording()) {
-        span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, response.statusCode);
-        if (response.statusCode >= 400) {
-          span.setAttribute(ATTR_ERROR_TYPE, String(response.statusCode));
-          span.setStatus({ code: SpanStatusCode.ERROR });
-        }
-      }
-      return response;
+      response = await attempts;
     } catch (error) {
-      if (span.isRecording()) {
-        span.setAttribute(ATTR_ERROR_TYPE, errorType(error));
-        if (error instanceof Error) span.recordException(error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(error) });
-      }
+      endFailed(span, error, errorType(error));
       throw error;
-    } finally {
-      span.end();
     }
+    endAnswered(span, response.statusCode);
+    return response;
   }
 
   /** Attempt number `resend` + 1, for the retry policy. */
@@ -400,16 +389,9 @@ class Call implements RetryCall<ClientResponse> {
       clearTimeout(timer);
       signal.release();
       const ms = performance.now() - start;
-      if (span.isRecording()) {
-        span.setAttribute(ATTR_ERROR_TYPE, errorType(error));
-        if (error instanceof Error) span.recordException(error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(error) });
-      }
-      span.end();
-      recordHttpClientDuration(
-        core.durationAttributes(this.semconvMethod, undefined, errorType(error)),
-        ms / 1000,
-      );
+      const type = errorType(error);
+      endFailed(span, error, type);
+      recordHttpClientDuration(core.durationAttributes(this.semconvMethod, undefined, type), ms / 1000);
       this.#failed(error, ms, resend, span);
       throw error;
     }
@@ -417,14 +399,7 @@ class Call implements RetryCall<ClientResponse> {
     signal.release();
     const ms = performance.now() - start;
     const statusCode = response.statusCode;
-    if (span.isRecording()) {
-      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
-      if (statusCode >= 400) {
-        span.setAttribute(ATTR_ERROR_TYPE, String(statusCode));
-        span.setStatus({ code: SpanStatusCode.ERROR });
-      }
-    }
-    span.end();
+    endAnswered(span, statusCode);
     recordHttpClientRequest(core.service, method, statusCode, undefined, ms / 1000);
     recordHttpClientDuration(
       core.durationAttributes(
@@ -515,6 +490,28 @@ class Call implements RetryCall<ClientResponse> {
       trace_flags: ids.traceFlags.toString(16).padStart(2, '0'),
     };
   }
+}
+
+/** End a call's or an attempt's span that got a response: its status code, an error from 400 on. */
+function endAnswered(span: Span, statusCode: number): void {
+  if (span.isRecording()) {
+    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
+    if (statusCode >= 400) {
+      span.setAttribute(ATTR_ERROR_TYPE, String(statusCode));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+  }
+  span.end();
+}
+
+/** End a call's or an attempt's span that failed with `error` (of type `type`). */
+function endFailed(span: Span, error: unknown, type: string): void {
+  if (span.isRecording()) {
+    span.setAttribute(ATTR_ERROR_TYPE, type);
+    if (error instanceof Error) span.recordException(error);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(error) });
+  }
+  span.end();
 }
 
 /**

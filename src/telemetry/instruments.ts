@@ -72,18 +72,7 @@ export function semconvClientAttributes(
     return attributes;
   };
   return (method, statusCode, errorType) =>
-    sets.get(method, statusCode === undefined ? '' : statusCodeText(statusCode), errorType ?? '', make);
-}
-
-/** A status code as a string, without a new string for the common ones. */
-const statusTexts = new Map<number, string>();
-function statusCodeText(code: number): string {
-  let text = statusTexts.get(code);
-  if (text === undefined) {
-    text = String(code);
-    if (statusTexts.size < 1000) statusTexts.set(code, text);
-  }
-  return text;
+    sets.get(method, statusCode === undefined ? '' : String(statusCode), errorType ?? '', make);
 }
 
 /** `s3_requests_total{operation,bucket,status_class}`: S3 operations. */
