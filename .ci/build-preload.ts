@@ -53,6 +53,18 @@ const upstreamPatches: { file: string; search: string; replace: string; prepend?
     prepend: `import { plainRequestTarget as kitPlainRequestTarget } from ${JSON.stringify(`${root}src/telemetry/plainRequestTarget.ts`)};`,
   },
   {
+    // The server span's path, leaner (httpServerSpans.ts says what changes and by how much);
+    // upstream's stays for a configuration with hooks or captured headers.
+    file: '/@opentelemetry/instrumentation-http/dist/http.mjs',
+    search: '\t_incomingRequestFunction(component, original) {\n',
+    replace: `\t_incomingRequestFunction(component, original) {
+\t\treturn kitIncomingRequestFunction(this, component, original, { getIncomingRequestAttributes, parseResponseStatus, parseErrorType, setSpanWithError, DEFAULT_QUERY_STRINGS_TO_REDACT, setRPCMetadata, RPCType, suppressTracing }, this._upstreamIncomingRequestFunction(component, original));
+\t}
+\t_upstreamIncomingRequestFunction(component, original) {
+`,
+    prepend: `import { incomingRequestFunction as kitIncomingRequestFunction } from ${JSON.stringify(`${root}src/telemetry/httpServerSpans.ts`)};`,
+  },
+  {
     // http.server.request.duration was recorded with a fresh attribute object per request,
     // sorted and stringified by sdk-metrics every time: interned (internAttributes).
     file: '/@opentelemetry/instrumentation-http/dist/http.mjs',

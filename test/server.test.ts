@@ -2,6 +2,7 @@
 // service, each run as users run it: `node --import ./dist/register.js`, a loopback OTLP
 // receiver, a downstream peer called through InstrumentedClient.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { type Child, freePort, startFixture } from './helpers/child.ts';
@@ -59,6 +60,8 @@ for (const { name, templated } of frameworks) {
         OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
         OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
         LOG_LEVEL: 'debug',
+        // Spans reach the receiver within the test that makes them.
+        OTEL_BSP_SCHEDULE_DELAY: '200',
       });
       const ready = await child.waitForLine((l) => l.msg === 'fixture ready');
       base = `http://127.0.0.1:${ready.port}`;
@@ -267,6 +270,86 @@ for (const { name, templated } of frameworks) {
       assert.ok(answers.every((a) => a.status === 200));
       const ran = (await calls()).db - before;
       assert.ok(ran >= 1 && ran <= 2, `db check ran ${ran} times for 40 probes`);
+    });
+
+    test("a caller's traceparent: the server span continues its trace with the HTTP server attributes; line and metric agree", async () => {
+      const traceId = randomBytes(16).toString('hex');
+      const callerSpan = randomBytes(8).toString('hex');
+      const id = `w3c-${name}`;
+      const res = await oneShot(`${base}/items/9?token=s3cret&page=2`, {
+        headers: {
+          traceparent: `00-${traceId}-${callerSpan}-01`,
+          'x-request-id': id,
+          'user-agent': 'kit-test/1.0',
+        },
+      });
+      assert.equal(res.status, 200);
+      const done = await completion(child, id);
+      assert.equal(done.trace_id, traceId, "the line is in the caller's trace");
+      const failed = await oneShot(`${base}/boom`, {
+        headers: { traceparent: `00-${traceId}-${callerSpan}-01`, 'x-request-id': `${id}-boom` },
+      });
+      assert.equal(failed.status, 500);
+      const servers = (
+        await receiver.waitFor(
+          (all) =>
+            all.filter(
+              (s) =>
+                s.traceId === traceId &&
+                s.kind === SpanKind.SERVER &&
+                (s.attributes['url.path'] === '/items/9' || s.attributes['url.path'] === '/boom'),
+            ).length === 2,
+        )
+      ).filter((s) => s.traceId === traceId && s.kind === SpanKind.SERVER);
+      const item = servers.find((s) => s.attributes['url.path'] === '/items/9');
+      assert.ok(item, 'the server span of /items/9');
+      assert.equal(item.parentSpanId, callerSpan);
+      assert.equal(item.spanId, done.span_id);
+      assert.equal(item.name, templated ? 'GET /items/:id' : 'GET');
+      assert.equal(item.statusCode, 0);
+      const port = Number(new URL(base).port);
+      const expected: Record<string, unknown> = {
+        'http.request.method': 'GET',
+        'url.scheme': 'http',
+        'url.path': '/items/9',
+        'url.query': 'token=REDACTED&page=2',
+        'server.address': '127.0.0.1',
+        'server.port': port,
+        'client.address': '127.0.0.1',
+        'network.peer.address': '127.0.0.1',
+        'network.protocol.version': '1.1',
+        'user_agent.original': 'kit-test/1.0',
+        'http.response.status_code': 200,
+        ...(templated ? { 'http.route': '/items/:id' } : {}),
+      };
+      const { 'network.peer.port': peerPort, ...rest } = item.attributes;
+      assert.equal(typeof peerPort, 'number');
+      for (const [key, value] of Object.entries(expected)) assert.equal(rest[key], value, key);
+      const boom = servers.find((s) => s.attributes['url.path'] === '/boom');
+      assert.equal(boom?.attributes['http.response.status_code'], 500);
+      assert.equal(boom?.attributes['error.type'], '500');
+      assert.equal(boom?.statusCode, 2, 'a 5xx answer is an error');
+
+      const series = (
+        parseExposition(await scrape(metricsPort)).get('http_server_request_duration')?.samples ?? []
+      )
+        .filter((s) => s.name.endsWith('_count'))
+        .map((s) => s.labels);
+      const itemLabels = {
+        http_request_method: 'GET',
+        url_scheme: 'http',
+        http_response_status_code: '200',
+        network_protocol_version: '1.1',
+        ...(templated ? { http_route: '/items/:id' } : {}),
+      };
+      assert.ok(
+        series.some((l) => Object.entries(itemLabels).every(([k, v]) => l[k] === v)),
+        `a series labelled ${JSON.stringify(itemLabels)} among ${JSON.stringify(series)}`,
+      );
+      assert.ok(
+        series.some((l) => l.http_response_status_code === '500' && l.error_type === '500'),
+        'the 500 is counted with its error.type',
+      );
     });
 
     test('SIGTERM: exit 0, probes made no spans, requests did; routes name the spans and label the metric', async () => {

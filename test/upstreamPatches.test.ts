@@ -1,15 +1,35 @@
 // The kit's changes to upstream code on the request path (.ci/build-preload.ts,
 // upstreamPatches): each must give what the code it shortcuts gives.
 import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { context, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
-import { TraceState } from '@opentelemetry/core';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { context, propagation, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
+import {
+  getRPCMetadata,
+  RPCType,
+  setRPCMetadata,
+  suppressTracing,
+  TraceState,
+  W3CTraceContextPropagator,
+} from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
 import { type ReadableSpan, type SpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { type HttpInstrumentationLike, incomingRequestFunction } from '../src/telemetry/httpServerSpans.ts';
 import { internAttributes } from '../src/telemetry/internAttributes.ts';
+import { KitContextManager } from '../src/telemetry/KitContextManager.ts';
 import { encodeTraceExportRequest } from '../src/telemetry/otlpSpanEncoder.ts';
 import { plainRequestTarget, plainRequestUrl } from '../src/telemetry/plainRequestTarget.ts';
+
+const root = fileURLToPath(new URL('../', import.meta.url));
 
 test('a plain request target gives the path and query new URL() gives; any other is left to new URL()', () => {
   const targets = [
@@ -185,3 +205,128 @@ function assertUpstreamBytes(encoded: Uint8Array, spans: ReadableSpan[]): void {
   const upstream = ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array;
   assert.ok(Buffer.from(encoded).equals(Buffer.from(upstream)), 'the bytes differ from upstream');
 }
+
+test("the kit's server-span path gives the spans, context and duration series of upstream's", async () => {
+  const { HttpInstrumentation } = await import('@opentelemetry/instrumentation-http');
+  const httpModule = (file: string) =>
+    import(pathToFileURL(`${root}node_modules/@opentelemetry/instrumentation-http/dist/${file}`).href);
+  const utils = await httpModule('utils.mjs');
+  const { DEFAULT_QUERY_STRINGS_TO_REDACT } = await httpModule('internal-types.mjs');
+  const manager = new KitContextManager().enable();
+  context.setGlobalContextManager(manager);
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  try {
+    const results = [];
+    for (const variant of ['upstream', 'kit'] as const) {
+      const spans: ReadableSpan[] = [];
+      const provider = new TracerProvider({
+        spanProcessors: [
+          {
+            onStart: () => {},
+            onEnd: (span) => spans.push(span),
+            forceFlush: async () => {},
+            shutdown: async () => {},
+          },
+        ],
+      });
+      const reader = new PeriodicExportingMetricReader({
+        exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
+        exportIntervalMillis: 3_600_000,
+      });
+      const meterProvider = new MeterProvider({ readers: [reader] });
+      const instrumentation = new HttpInstrumentation({
+        enabled: false,
+        ignoreIncomingRequestHook: (req: IncomingMessage) => req.url === '/health/live',
+      });
+      instrumentation.setTracerProvider(provider);
+      instrumentation.setMeterProvider(meterProvider);
+      type Emit = Parameters<typeof incomingRequestFunction>[2];
+      const original = Server.prototype.emit as Emit;
+      const upstream = (
+        instrumentation as unknown as { _incomingRequestFunction(c: string, o: Emit): Emit }
+      )._incomingRequestFunction('http', original);
+      const emit =
+        variant === 'upstream'
+          ? upstream
+          : incomingRequestFunction(
+              instrumentation as unknown as HttpInstrumentationLike,
+              'http',
+              original,
+              { ...utils, DEFAULT_QUERY_STRINGS_TO_REDACT, setRPCMetadata, RPCType, suppressTracing },
+              upstream,
+            );
+      // What the handler sees: its span, and the context of a listener it adds to the request.
+      const seen: Record<string, string | undefined> = {};
+      const server = createServer((req, res) => {
+        const active = trace.getActiveSpan()?.spanContext().spanId;
+        if (req.url?.startsWith('/items/')) {
+          const metadata = getRPCMetadata(context.active());
+          if (metadata?.type === RPCType.HTTP) metadata.route = '/items/:id';
+        }
+        if (req.url === '/error') {
+          res.on('error', () => {});
+          res.emit('error', new Error('response broke'));
+          res.destroy();
+          return;
+        }
+        req.on('end', () => {
+          seen[String(req.url).split('?')[0]] = `${active} ${trace.getActiveSpan()?.spanContext().spanId}`;
+          res.statusCode = req.url === '/fail' ? 503 : 200;
+          res.end('ok');
+        });
+        req.resume();
+      });
+      server.emit = emit as typeof server.emit;
+      server.on('clientError', () => {});
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const headers = {
+        traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+        'user-agent': 'kit-test',
+      };
+      for (const path of ['/items/7?token=x&Signature=y', '/fail', '/health/live', '/PLAIN'])
+        await (await fetch(base + path, { headers, method: path === '/PLAIN' ? 'PATCH' : 'GET' })).text();
+      await fetch(`${base}/error`).catch(() => {});
+      // Every span ends when its response closes or fails: wait for all four.
+      for (let i = 0; spans.length < 4 && i < 10_000; i++) await new Promise((r) => setImmediate(r));
+      server.closeAllConnections();
+      server.close();
+      const { resourceMetrics } = await reader.collect();
+      const points = resourceMetrics.scopeMetrics
+        .flatMap((s) => s.metrics)
+        .filter((m) => m.descriptor.name === 'http.server.request.duration')
+        .flatMap((m) => m.dataPoints.map((p) => JSON.stringify(p.attributes)))
+        .sort();
+      const shape = spans
+        .map((s) => {
+          const { 'network.peer.port': peer, 'server.port': port, ...attributes } = s.attributes;
+          assert.equal(typeof peer, 'number');
+          assert.equal(typeof port, 'number');
+          return JSON.stringify({
+            name: s.name,
+            kind: s.kind,
+            attributes,
+            status: s.status,
+            parent: s.parentSpanContext?.spanId,
+            trace: s.spanContext().traceId === '0af7651916cd43dd8448eb211c80319c',
+            events: s.events.map((e) => [e.name, e.attributes?.['exception.message']]),
+            handler:
+              Object.entries(seen).find(([url]) => url === s.attributes['url.path'])?.[1] ===
+              `${s.spanContext().spanId} ${s.spanContext().spanId}`,
+          });
+        })
+        .sort();
+      results.push({ spans: shape, points });
+    }
+    const [upstream, kit] = results as [(typeof results)[0], (typeof results)[0]];
+    assert.equal(upstream.spans.length, 4, upstream.spans.join('\n'));
+    assert.ok(upstream.spans.some((s) => s.includes('"GET /items/:id"') && s.includes('"handler":true')));
+    assert.deepEqual(kit.spans, upstream.spans);
+    assert.equal(upstream.points.length, 4, upstream.points.join('\n'));
+    assert.deepEqual(kit.points, upstream.points);
+  } finally {
+    context.disable();
+    propagation.disable();
+    manager.disable();
+  }
+});
