@@ -196,6 +196,10 @@ export class InstrumentedClient {
     const pool = new Pool(this.#origin, {
       connections: o.connections,
       keepAliveTimeout: o.keepAliveTimeoutMs,
+      // The kit's own timer bounds the wait for the headers (Call#send). undici's headers
+      // timeout is set to the same value: a connection's timer then goes from the headers
+      // to the body without a new timer of undici's per request.
+      headersTimeout: this.timeoutMs,
       bodyTimeout: this.timeoutMs,
       connect: { timeout: this.timeoutMs },
     });
@@ -251,7 +255,7 @@ export class InstrumentedClient {
       ctx = trace.setSpan(ctx, span);
     }
     const call = new Call(this.#core, m, fullPath, loggedPath, options, span, policy);
-    return span === undefined ? call.run() : context.with(ctx, call.run, call);
+    return span === undefined ? call.attempt(0) : context.with(ctx, call.run, call);
   }
 
   /** Close the pool: calls in flight finish, later ones reject. */
@@ -327,11 +331,13 @@ class Call implements RetryCall<ClientResponse> {
     return this.core.service;
   }
 
-  /** The whole call: its span (if it has one of ours) around the retries or the one attempt. */
+  /**
+   * A call with retries or a breaker: its span around them. (A call that can make only one
+   * attempt is that attempt, `attempt(0)`, without an async function around it.)
+   */
   async run(this: Call): Promise<ClientResponse> {
-    const span = this.span;
+    const span = this.span as Span;
     const attempts = this.policy === undefined ? this.#guarded(0) : this.policy.execute(this);
-    if (span === undefined) return attempts;
     let response: ClientResponse;
     try {
       response = await attempts;
@@ -372,7 +378,10 @@ class Call implements RetryCall<ClientResponse> {
       // undici takes an EventEmitter-like signal: once('abort'), removeListener, reason.
       signal: signal as unknown as Dispatcher.RequestOptions['signal'],
     };
-    if (options.timeoutMs !== undefined) request.bodyTimeout = options.timeoutMs;
+    if (options.timeoutMs !== undefined) {
+      request.headersTimeout = options.timeoutMs;
+      request.bodyTimeout = options.timeoutMs;
+    }
     const start = performance.now();
     let response: ClientResponse;
     try {
