@@ -2,7 +2,8 @@ import {
   type Attributes,
   type Context,
   context,
-  isSpanContextValid,
+  INVALID_SPANID,
+  INVALID_TRACEID,
   propagation,
   type Span,
   SpanKind,
@@ -492,11 +493,14 @@ class Call implements RetryCall<ClientResponse> {
   #traceFields(attempt: Span): TraceFields | undefined {
     if (this.span !== undefined) return undefined;
     const ids = attempt.spanContext();
-    if (!isSpanContextValid(ids)) return undefined;
+    // The ids of a span without an SDK are the invalid ones; the line writer checks that
+    // ids are hex (isSpanContextValid's two regular expressions would check it again).
+    if (ids.traceId === INVALID_TRACEID || ids.spanId === INVALID_SPANID) return undefined;
+    const flags = ids.traceFlags;
     return {
       trace_id: ids.traceId,
       span_id: ids.spanId,
-      trace_flags: ids.traceFlags.toString(16).padStart(2, '0'),
+      trace_flags: flags === 1 ? '01' : flags.toString(16).padStart(2, '0'),
     };
   }
 }
