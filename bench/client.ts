@@ -10,15 +10,17 @@
 // InstrumentedClient with one cost taken away after another, to show where the time goes.
 // Each variant is a fresh child process (the client), against a server in another child,
 // run for a bounded time and count; rounds are interleaved and medians reported.
+// Rounds run the variants in alternating order; each run is measured after a warm-up.
 // Figures: requests/s, and client CPU (user+system) per request. Knobs: BENCH_RUNS (3),
-// BENCH_SECONDS per run (2), BENCH_CONCURRENCY (1,8: 1 is a handler awaiting its
-// downstream call; 8 saturates the client), BENCH_VARIANTS (indices, e.g. 0,1,2),
+// BENCH_SECONDS per run (2), BENCH_WARMUP_SECONDS (5, see _shared.ts), BENCH_CONCURRENCY
+// (1,8: 1 is a handler awaiting its downstream call; 8 saturates the client),
+// BENCH_VARIANTS (indices, e.g. 0,1,2),
 // BENCH_CPU_PROF (a folder: a --cpu-prof profile of every run, by variant).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { concurrenciesFromEnv, startSpanSink, telemetryEnv } from './_shared.ts';
+import { concurrenciesFromEnv, roundOrder, startSpanSink, telemetryEnv, warmupMsFromEnv } from './_shared.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const kitIndex = pathToFileURL(`${root}src/index.ts`).href;
@@ -165,6 +167,7 @@ export default async function client(): Promise<void> {
   const rounds = Number(process.env.BENCH_RUNS ?? 3);
   const seconds = Number(process.env.BENCH_SECONDS ?? 2);
   const concurrencies = concurrenciesFromEnv();
+  const warmupMs = warmupMsFromEnv();
   const only = process.env.BENCH_VARIANTS?.split(',').map(Number);
   const chosen = only === undefined ? variants : variants.filter((_, i) => only.includes(i));
   const sink = await startSpanSink();
@@ -177,7 +180,7 @@ export default async function client(): Promise<void> {
   }
   Object.assign(env, {
     BENCH_URL: server.url,
-    BENCH_WARMUP_MS: String(Math.min(1000, seconds * 500)),
+    BENCH_WARMUP_MS: String(warmupMs),
     BENCH_MS: String(seconds * 1000),
     BENCH_MAX: '1000000',
     ...telemetryEnv('bench-client', sink.endpoint, 19465),
@@ -187,13 +190,13 @@ export default async function client(): Promise<void> {
       const samples = new Map<string, Sample[]>(chosen.map((v) => [v.name, []]));
       const exportsBefore = sink.requests();
       for (let r = 0; r < rounds; r++) {
-        for (const v of chosen) {
+        for (const v of roundOrder(chosen, r)) {
           samples
             .get(v.name)
             ?.push(await runOnce(v, { ...env, BENCH_CONCURRENCY: String(concurrency) }, devNull));
         }
       }
-      report(samples, { rounds, seconds, concurrency, exports: sink.requests() - exportsBefore });
+      report(samples, { rounds, seconds, warmupMs, concurrency, exports: sink.requests() - exportsBefore });
     }
   } finally {
     closeSync(devNull);
@@ -204,7 +207,7 @@ export default async function client(): Promise<void> {
 
 function report(
   samples: Map<string, Sample[]>,
-  run: { rounds: number; seconds: number; concurrency: number; exports: number },
+  run: { rounds: number; seconds: number; warmupMs: number; concurrency: number; exports: number },
 ): void {
   const summary = new Map(
     [...samples].map(([name, s]) => [
@@ -214,7 +217,7 @@ function report(
   );
   const bare = summary.get(variants[0]?.name ?? '');
   console.log(
-    `client (${run.rounds} interleaved rounds of ${run.seconds} s, concurrency ${run.concurrency}, medians, node ${process.version}; OTLP exports received: ${run.exports})`,
+    `client (${run.rounds} interleaved rounds of ${run.seconds} s after ${run.warmupMs / 1000} s of warm-up, concurrency ${run.concurrency}, medians, node ${process.version}; OTLP exports received: ${run.exports})`,
   );
   console.log(
     `${'variant'.padEnd(38)} ${'req/s'.padStart(8)} ${'CPU µs/req'.padStart(11)} ${'vs bare'.padStart(8)}`,

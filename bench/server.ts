@@ -12,16 +12,25 @@
 // /dev/null).
 // Both preloads: local resource detectors, Prometheus metrics, the same sink.
 // Figures per variant, medians of interleaved rounds: requests/s and the server's CPU
-// (user+system, from /proc) per request, and the system share of it. Knobs: BENCH_RUNS
-// (3), BENCH_SECONDS (2), BENCH_CONCURRENCY (1,8; 1 gives the CPU per request of a lone
-// caller), BENCH_APP (node | express | esm), BENCH_VARIANTS (indices).
+// (user+system, from /proc) per request, and the system share of it, measured after a
+// warm-up (rounds run the variants in alternating order). Knobs: BENCH_RUNS (3),
+// BENCH_SECONDS (2), BENCH_WARMUP_SECONDS (5, see _shared.ts), BENCH_CONCURRENCY (1,8; 1
+// gives the CPU per request of a lone caller), BENCH_APP (node | express | esm),
+// BENCH_VARIANTS (indices).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { concurrenciesFromEnv, portFromStderr, startSpanSink, telemetryEnv } from './_shared.ts';
+import {
+  concurrenciesFromEnv,
+  portFromStderr,
+  roundOrder,
+  startSpanSink,
+  telemetryEnv,
+  warmupMsFromEnv,
+} from './_shared.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const kitApi = pathToFileURL(`${root}dist/src/index.js`).href;
@@ -137,6 +146,7 @@ async function runOnce(
   env: NodeJS.ProcessEnv,
   concurrency: number,
   ms: number,
+  warmupMs: number,
 ): Promise<{ rps: number; cpuPerRequestUs: number; systemShare: number }> {
   const out = openSync(v.lines ?? join(dir, 'lines.log'), 'a');
   const server: ChildProcess = spawn(
@@ -158,7 +168,7 @@ async function runOnce(
         BENCH_URL: `http://127.0.0.1:${port}/items/42`,
         BENCH_CONCURRENCY: String(concurrency),
         BENCH_MS: String(ms),
-        BENCH_WARMUP_MS: String(Math.min(1000, ms / 2)),
+        BENCH_WARMUP_MS: String(warmupMs),
       },
       stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
     });
@@ -196,6 +206,7 @@ export default async function bench(): Promise<void> {
   const chosen = process.env.BENCH_VARIANTS?.split(',').map(Number);
   const list = chosen === undefined ? variants : variants.filter((_, i) => chosen.includes(i));
   const concurrencies = concurrenciesFromEnv();
+  const warmupMs = warmupMsFromEnv();
 
   const sink = await startSpanSink();
   const dir = mkdtempSync(join(tmpdir(), 'osk-bench-server-'));
@@ -214,8 +225,8 @@ export default async function bench(): Promise<void> {
         list.map((v) => [v.name, { rps: [] as number[], cpu: [] as number[], system: [] as number[] }]),
       );
       for (let round = 0; round < runs; round++) {
-        for (const v of list) {
-          const r = await runOnce(v, plain, dir, env, concurrency, ms);
+        for (const v of roundOrder(list, round)) {
+          const r = await runOnce(v, plain, dir, env, concurrency, ms, warmupMs);
           results.get(v.name)?.rps.push(r.rps);
           results.get(v.name)?.cpu.push(r.cpuPerRequestUs);
           results.get(v.name)?.system.push(r.systemShare);
@@ -225,7 +236,7 @@ export default async function bench(): Promise<void> {
       const anchorRps = median(results.get('anchor: server span only')?.rps ?? []);
       const anchorCpu = median(results.get('anchor: server span only')?.cpu ?? []);
       console.log(
-        `\nserver, ${appName} app, concurrency ${concurrency} (${runs} interleaved rounds of ${ms / 1000} s, medians, node ${process.version})`,
+        `\nserver, ${appName} app, concurrency ${concurrency} (${runs} interleaved rounds of ${ms / 1000} s after ${warmupMs / 1000} s of warm-up, medians, node ${process.version})`,
       );
       for (const [name, r] of results) {
         const rps = median(r.rps);
