@@ -6,9 +6,12 @@ import { PassThrough, pipeline, Writable } from 'node:stream';
 import { test } from 'node:test';
 import { createContextKey, ROOT_CONTEXT } from '@opentelemetry/api';
 import {
+  addRequestLogFields,
   bindEmitterToLogContext as bindEmitterToContext,
   getLogContext,
+  logContextOf,
   withLogContext,
+  withRequestLogFields,
 } from '../src/logging/logContext.ts';
 import { KitContextManager } from '../src/telemetry/KitContextManager.ts';
 
@@ -157,6 +160,45 @@ test('under KitContextManager, log fields ride in the OpenTelemetry context, and
   }
   // Disabled, the manager no longer carries the fields: they are kept in the log context's own storage.
   withLogContext({ request_id: 'own' }, () => assert.equal(getLogContext().request_id, 'own'));
+});
+
+test("a request's log fields holder: filled in place where the request's context is the current one, not under fields set since", async () => {
+  // Without the kit's context manager there is no holder to fill.
+  assert.equal(addRequestLogFields({ request_id: 'none' }), false);
+  const manager = new KitContextManager().enable();
+  try {
+    const key = createContextKey('span');
+    // What the kit's server-span path makes for a request: the span's context, with a holder.
+    const requestContext = withRequestLogFields(ROOT_CONTEXT.setValue(key, 'server span'));
+    const emitter = new EventEmitter();
+    const seen: unknown[] = [];
+    manager.with(requestContext, () => {
+      manager.bind(manager.active(), emitter);
+      emitter.on('e', () => seen.push(['listener', getLogContext().request_id]));
+      assert.equal(addRequestLogFields({ request_id: 'r-1' }), true);
+      assert.equal(getLogContext().request_id, 'r-1');
+      assert.equal(manager.active(), requestContext, 'no context of its own');
+      // Fields added later by the app over the request's, as before.
+      withLogContext({ user: 'u-7' }, () => {
+        assert.deepEqual(getLogContext(), { request_id: 'r-1', user: 'u-7' });
+        // Under fields of their own the request's are not changed in place.
+        assert.equal(addRequestLogFields({ request_id: 'r-2' }), false);
+      });
+      setTimeout(() => seen.push(['timer', getLogContext().request_id]), 1);
+    });
+    await new Promise<void>((resolve) => setTimeout(resolve, 5));
+    emitter.emit('e');
+    assert.deepEqual(seen, [
+      ['timer', 'r-1'],
+      ['listener', 'r-1'],
+    ]);
+    // A line written later with the request's context, as requestLogging's is.
+    assert.equal(logContextOf(requestContext).request_id, 'r-1');
+    // A context without a holder (a probe the server path does not trace).
+    manager.with(ROOT_CONTEXT, () => assert.equal(addRequestLogFields({ request_id: 'r-3' }), false));
+  } finally {
+    manager.disable();
+  }
 });
 
 test('requests and responses are bound through their prototypes: bound ones run in their context, unbound ones (a client response) as before', async (t) => {

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { context } from '@opentelemetry/api';
-import { bindEmitterToLogContext, withLogContext } from '../logging/logContext.ts';
+import { addRequestLogFields, bindEmitterToLogContext, withLogContext } from '../logging/logContext.ts';
 import { type Logger, logger as rootLogger, writeLine } from '../logging/logger.ts';
 import { roundMs } from '../logging/roundMs.ts';
 import { isProbePath } from '../telemetry/probePaths.ts';
@@ -167,18 +167,25 @@ function wrapListener<
   Res extends ServerResponse = ServerResponse,
 >(listener: RequestListener<Req, Res>, options?: RequestLoggingOptions): (req: Req, res: Res) => void {
   const o = resolve(options);
+  const serve = (self: unknown, req: Req, res: Res) => {
+    let result: unknown;
+    try {
+      result = listener.call(self, req, res);
+    } catch (error) {
+      failed(res, error);
+      return;
+    }
+    if (isThenable(result)) result.then(undefined, (error: unknown) => failed(res, error));
+  };
   return function loggedListener(this: unknown, req: Req, res: Res): void {
-    const id = observe(req, res, o, expressRoute);
-    withLogContext({ request_id: id }, () => {
+    const fields = { request_id: observe(req, res, o, expressRoute) };
+    if (addRequestLogFields(fields)) {
+      serve(this, req, res);
+      return;
+    }
+    withLogContext(fields, () => {
       bindRequest(req, res);
-      let result: unknown;
-      try {
-        result = listener.call(this, req, res);
-      } catch (error) {
-        failed(res, error);
-        return;
-      }
-      if (isThenable(result)) result.then(undefined, (error: unknown) => failed(res, error));
+      serve(this, req, res);
     });
   };
 }
@@ -211,10 +218,15 @@ export type ExpressErrorMiddleware = (
 function express(options?: RequestLoggingOptions): ExpressMiddleware {
   const o = resolve(options);
   return function otelServiceKitRequestLogging(req, res, next) {
-    const id = observe(req, res, o, expressRoute);
+    const fields = { request_id: observe(req, res, o, expressRoute) };
     // The rest of the chain runs inside the context, and so do the listeners it adds
-    // to the request and the response.
-    withLogContext({ request_id: id }, () => {
+    // to the request and the response: the request's own (its server span's), or one made
+    // here.
+    if (addRequestLogFields(fields)) {
+      next();
+      return;
+    }
+    withLogContext(fields, () => {
       bindRequest(req, res);
       next();
     });
@@ -280,10 +292,15 @@ export type FastifyRequestLoggingPlugin = (
 const fastifyPlugin: FastifyRequestLoggingPlugin = function requestLoggingFastify(instance, options, done) {
   const o = resolve(options);
   instance.addHook('onRequest', (request, reply, next) => {
-    const id = observe(request.raw, reply.raw, o, () => request.routeOptions?.url);
+    const fields = { request_id: observe(request.raw, reply.raw, o, () => request.routeOptions?.url) };
     // The rest of the request runs inside the context (Fastify carries it through body
-    // parsing itself), and so do the listeners added to the raw request and response.
-    withLogContext({ request_id: id }, () => {
+    // parsing itself), and so do the listeners added to the raw request and response: the
+    // request's own (its server span's), or one made here.
+    if (addRequestLogFields(fields)) {
+      next();
+      return;
+    }
+    withLogContext(fields, () => {
       bindRequest(request.raw, reply.raw);
       next();
     });
