@@ -14,7 +14,8 @@ import { LabelSets } from './LabelSets.ts';
 const meter = metrics.getMeter('otel-service-kit');
 
 const httpBuckets = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-const s3Buckets = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+/** The semantic conventions' HTTP duration buckets: the S3 histogram's and `http.client.request.duration`'s. */
+const semconvBuckets = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
 
 /** `http_client_requests_total{service,method,status_class}`: outbound HTTP requests, one per attempt. */
 export const httpClientRequests: Counter = meter.createCounter('http_client_requests', {
@@ -38,9 +39,7 @@ export const httpClientDuration: Histogram = meter.createHistogram('http_client_
 const httpClientSemconvDuration: Histogram = meter.createHistogram('http.client.request.duration', {
   description: 'Duration of HTTP client requests.',
   unit: 's',
-  advice: {
-    explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10],
-  },
+  advice: { explicitBucketBoundaries: semconvBuckets },
 });
 
 /** Record one InstrumentedClient attempt in `http.client.request.duration`, with `attributes` from `semconvClientAttributes`. */
@@ -84,7 +83,7 @@ export const s3Requests: Counter = meter.createCounter('s3_requests', {
 export const s3Duration: Histogram = meter.createHistogram('s3_request_duration_seconds', {
   description: 'S3 operation latency',
   unit: 's',
-  advice: { explicitBucketBoundaries: s3Buckets },
+  advice: { explicitBucketBoundaries: semconvBuckets },
 });
 
 /** `s3_bytes_transferred_total{operation,bucket}`: bytes sent and received, bodies only. */
