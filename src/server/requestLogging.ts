@@ -125,10 +125,26 @@ function observe(
   return id;
 }
 
-/** Listeners added to the request or the response from here on run in the current (the request's) context. */
-function bindRequest(req: IncomingMessage, res: ServerResponse): void {
-  bindEmitterToLogContext(req);
-  bindEmitterToLogContext(res);
+/**
+ * Run `fn` with `fields` in the request's log context: its own, filled in place when the
+ * kit's server-span path made one (`addRequestLogFields`), else one made here, to which
+ * the listeners added to the request and the response from here on are bound.
+ */
+function inRequestLogContext(
+  fields: { request_id: string },
+  req: IncomingMessage,
+  res: ServerResponse,
+  fn: () => void,
+): void {
+  if (addRequestLogFields(fields)) {
+    fn();
+    return;
+  }
+  withLogContext(fields, () => {
+    bindEmitterToLogContext(req);
+    bindEmitterToLogContext(res);
+    fn();
+  });
 }
 
 /** The fields of a "request failed" line: the error and its stack. */
@@ -167,25 +183,16 @@ function wrapListener<
   Res extends ServerResponse = ServerResponse,
 >(listener: RequestListener<Req, Res>, options?: RequestLoggingOptions): (req: Req, res: Res) => void {
   const o = resolve(options);
-  const serve = (self: unknown, req: Req, res: Res) => {
-    let result: unknown;
-    try {
-      result = listener.call(self, req, res);
-    } catch (error) {
-      failed(res, error);
-      return;
-    }
-    if (isThenable(result)) result.then(undefined, (error: unknown) => failed(res, error));
-  };
   return function loggedListener(this: unknown, req: Req, res: Res): void {
-    const fields = { request_id: observe(req, res, o, expressRoute) };
-    if (addRequestLogFields(fields)) {
-      serve(this, req, res);
-      return;
-    }
-    withLogContext(fields, () => {
-      bindRequest(req, res);
-      serve(this, req, res);
+    inRequestLogContext({ request_id: observe(req, res, o, expressRoute) }, req, res, () => {
+      let result: unknown;
+      try {
+        result = listener.call(this, req, res);
+      } catch (error) {
+        failed(res, error);
+        return;
+      }
+      if (isThenable(result)) result.then(undefined, (error: unknown) => failed(res, error));
     });
   };
 }
@@ -218,18 +225,9 @@ export type ExpressErrorMiddleware = (
 function express(options?: RequestLoggingOptions): ExpressMiddleware {
   const o = resolve(options);
   return function otelServiceKitRequestLogging(req, res, next) {
-    const fields = { request_id: observe(req, res, o, expressRoute) };
     // The rest of the chain runs inside the context, and so do the listeners it adds
-    // to the request and the response: the request's own (its server span's), or one made
-    // here.
-    if (addRequestLogFields(fields)) {
-      next();
-      return;
-    }
-    withLogContext(fields, () => {
-      bindRequest(req, res);
-      next();
-    });
+    // to the request and the response.
+    inRequestLogContext({ request_id: observe(req, res, o, expressRoute) }, req, res, next);
   };
 }
 
@@ -292,18 +290,10 @@ export type FastifyRequestLoggingPlugin = (
 const fastifyPlugin: FastifyRequestLoggingPlugin = function requestLoggingFastify(instance, options, done) {
   const o = resolve(options);
   instance.addHook('onRequest', (request, reply, next) => {
-    const fields = { request_id: observe(request.raw, reply.raw, o, () => request.routeOptions?.url) };
     // The rest of the request runs inside the context (Fastify carries it through body
-    // parsing itself), and so do the listeners added to the raw request and response: the
-    // request's own (its server span's), or one made here.
-    if (addRequestLogFields(fields)) {
-      next();
-      return;
-    }
-    withLogContext(fields, () => {
-      bindRequest(request.raw, reply.raw);
-      next();
-    });
+    // parsing itself), and so do the listeners added to the raw request and response.
+    const id = observe(request.raw, reply.raw, o, () => request.routeOptions?.url);
+    inRequestLogContext({ request_id: id }, request.raw, reply.raw, next);
   });
   instance.addHook('onError', (_request, reply, error, next) => {
     recordError(reply.raw, error, error.statusCode);
