@@ -11,7 +11,6 @@ import {
   loggerOptions,
   type TraceFields,
   writeLine,
-  writeLineLater,
 } from '../src/logging/logger.ts';
 import { KitContextManager } from '../src/telemetry/KitContextManager.ts';
 import { cleanEnv, repoRoot } from './helpers/child.ts';
@@ -207,21 +206,21 @@ test('a warn or error line is written before the call returns, with the info lin
 });
 
 test('held lines are written at exit: process.exit, an uncaught exception, the end of the event loop', () => {
-  // The kit's lines written later (writeLineLater) are built after the call: exit builds them too.
+  // The kit's own lines (writeLine) are held with pino's.
   const exit = linesOf(`
     import { logger } from './src/index.ts';
-    import { writeLineLater } from './src/logging/logger.ts';
+    import { writeLine } from './src/logging/logger.ts';
     for (let i = 0; i < 3; i++) logger.info('line');
-    writeLineLater(logger, 'info', { n: 1 }, 'kit line');
+    writeLine(logger, 'info', { n: 1 }, 'kit line');
     process.exit(3);
   `);
   assert.equal(exit.status, 3);
   assert.deepEqual(exit.msgs, ['line', 'line', 'line', 'kit line']);
   const thrown = linesOf(`
     import { logger } from './src/index.ts';
-    import { writeLineLater } from './src/logging/logger.ts';
+    import { writeLine } from './src/logging/logger.ts';
     logger.info('a');
-    writeLineLater(logger, 'info', { n: 1 }, 'b');
+    writeLine(logger, 'info', { n: 1 }, 'b');
     throw new Error('boom');
   `);
   assert.equal(thrown.status, 1);
@@ -275,34 +274,26 @@ test('info lines are held for LOG_BUFFER_MS and written with one write; past 16 
   destination.flushSync();
 });
 
-test("writeLineLater's lines are built after the call, from what held at the call, in order with the lines written after them", async (t) => {
+test("writeLine's lines are held in order with pino's, with the context and time of their call", (t) => {
   const manager = new KitContextManager().enable();
   context.setGlobalContextManager(manager);
   t.mock.timers.enable({ apis: ['Date'], now: Date.UTC(2026, 11, 1, 12, 0, 0, 5) });
   try {
     const writes: string[] = [];
     const destination = lineBuffer({ write: (data: string) => writes.push(data) }, 10);
-    const deferred: (() => string)[] = [];
-    const defer = destination.defer;
-    destination.defer = (line) => {
-      deferred.push(line);
-      defer(line);
-    };
     const log = createLogger(loggerOptions({ LOG_LEVEL: 'debug' }), destination);
     const span = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 };
     context.with(trace.setSpanContext(context.active(), span), () =>
-      withLogContext({ request_id: 'r-1' }, () => writeLineLater(log, 'info', { n: 1 }, 'first')),
+      withLogContext({ request_id: 'r-1' }, () => writeLine(log, 'info', { n: 1 }, 'first')),
     );
     t.mock.timers.tick(7);
     log.info('by pino');
-    writeLineLater(log, 'debug', { n: 2 }, 'second');
+    writeLine(log, 'debug', { n: 2 }, 'second');
     writeLine(log, 'info', { n: 3 }, 'third');
     writeLine(log, 'warn', { n: 4 }, 'at once');
-    assert.equal(deferred.length, 2, "writeLineLater's lines are deferred; writeLine's are not");
     assert.equal(writes.length, 1, 'the warn line is written at once, with every line before it');
-    writeLineLater(log, 'info', { n: 5 }, 'later');
-    await new Promise(setImmediate);
-    assert.equal(writes.length, 1, 'built in the check phase, then held');
+    writeLine(log, 'info', { n: 5 }, 'later');
+    assert.equal(writes.length, 1, 'then held');
     destination.flushSync();
     const lines = writes
       .join('')
@@ -372,19 +363,6 @@ test("writeLineLater's lines are built after the call, from what held at the cal
   } finally {
     context.disable();
   }
-});
-
-test('a deferred line that cannot be built is left out: the lines around it are written', async () => {
-  const writes: string[] = [];
-  const destination = lineBuffer({ write: (data: string) => writes.push(data) }, 10);
-  destination.defer(() => '{"msg":"before"}\n');
-  destination.defer(() => {
-    throw new Error('a getter threw');
-  });
-  destination.defer(() => '{"msg":"after"}\n');
-  await new Promise(setImmediate);
-  destination.flushSync();
-  assert.deepEqual(fieldOfEachLine(writes.join(''), 'msg'), ['before', 'after']);
 });
 
 test('line times are ISO 8601, as Date#toISOString gives them, across minutes, days and years', () => {

@@ -18,7 +18,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { CircuitBreakerPolicy } from 'cockatiel';
 import { type Dispatcher, errors, Pool } from 'undici';
-import { logger, type TraceFields, writeLine, writeLineLater } from '../logging/logger.ts';
+import { logger, type TraceFields, writeLine } from '../logging/logger.ts';
 import { roundMs } from '../logging/roundMs.ts';
 import { type CircuitBreakerOptions, createCircuitBreaker } from '../resilience/createCircuitBreaker.ts';
 import { HttpRetryPolicy, type RetryCall, type RetryOptions } from '../resilience/HttpRetryPolicy.ts';
@@ -428,7 +428,7 @@ class Call implements RetryCall<ClientResponse> {
         status_class: classifyStatus(statusCode),
         duration_ms: roundMs(ms),
       };
-      writeLineLater(logger, 'info', fields, 'downstream request completed', this.#traceFields(span));
+      writeLine(logger, 'info', fields, 'downstream request completed', this.#traceFields(span));
     }
     return response;
   }

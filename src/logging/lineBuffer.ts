@@ -1,5 +1,4 @@
 import type { DestinationStream } from 'pino';
-import { internalLog } from '../telemetry/internalLog.ts';
 
 /** What the lines are finally written to: pino's synchronous SonicBoom on fd 1. */
 interface SyncSink {
@@ -29,22 +28,18 @@ const maxHeld = 16 * 1024;
  * this way, and 268 against 246 at concurrency 8, where its throughput rose by 14%
  * (bench/server.ts, ten interleaved rounds; 254 and 217 µs without the line).
  *
- * `defer(line)` takes an `info`/`debug` line not yet formatted: `line()` formats it (or
- * writes it some other way and returns '') in the event loop's next check phase, before
- * any line written after it, so the order of lines is kept. `writeLineLater` uses it: a
- * call's "downstream request completed" line is then formatted after the
- * call has returned and the caller has sent its next request, while that request is on the
- * wire. InstrumentedClient at concurrency 1, built then against built at once, in three
- * runs of eight interleaved rounds (bench/client.ts): +15%, −1% and +5% calls/s, and 9, 5
- * and 11 µs less CPU per call. With `holdMs` 0 the line is built and written at once.
+ * Every line is built before the call that writes it returns. An earlier build formatted
+ * InstrumentedClient's "downstream request completed" line in the next check phase, once
+ * the caller had sent its next request. Measured in one process at concurrency 1, switching
+ * between the two every 250 ms (20 s, 40 pairs of windows, twice; the bench's client and
+ * server), it made no difference: at once / deferred 1.03 and 0.97 calls/s, 1.00 CPU per
+ * call (across processes the drift is larger: pairs from 0.75 to 1.37). The simpler way
+ * stays.
  */
 export function lineBuffer(sink: SyncSink, holdMs: number): LineBuffer {
   let held = '';
   let timer: NodeJS.Timeout | undefined;
-  let deferred: (() => string)[] = [];
-  let formatting: NodeJS.Immediate | undefined;
   const flushSync = (): void => {
-    if (deferred.length > 0) format();
     if (timer !== undefined) {
       clearTimeout(timer);
       timer = undefined;
@@ -55,7 +50,6 @@ export function lineBuffer(sink: SyncSink, holdMs: number): LineBuffer {
     sink.write(lines);
   };
   const write = (line: string): boolean => {
-    if (deferred.length > 0) format();
     if (
       holdMs === 0 ||
       line.startsWith(urgentPrefixes[0]) ||
@@ -72,38 +66,9 @@ export function lineBuffer(sink: SyncSink, holdMs: number): LineBuffer {
     timer ??= setTimeout(flushSync, holdMs).unref();
     return true;
   };
-  /** The deferred lines, in order; a line that writes through `write` meanwhile comes after those before it. */
-  const format = (): void => {
-    if (formatting !== undefined) {
-      clearImmediate(formatting);
-      formatting = undefined;
-    }
-    const lines = deferred;
-    deferred = [];
-    for (const line of lines) {
-      let text: string;
-      try {
-        text = line();
-      } catch (error) {
-        // Built outside its caller: a throw here would end the process, and the lines after it.
-        internalLog('error', 'a log line could not be built', { error: String(error) });
-        continue;
-      }
-      if (text !== '') write(text);
-    }
-  };
   process.on('exit', flushSync);
   return {
     write,
-    defer(line) {
-      if (holdMs === 0) {
-        const text = line();
-        if (text !== '') write(text);
-        return;
-      }
-      deferred.push(line);
-      formatting ??= setImmediate(format);
-    },
     flushSync,
     flush(cb) {
       flushSync();
@@ -114,8 +79,6 @@ export function lineBuffer(sink: SyncSink, holdMs: number): LineBuffer {
 
 /** lineBuffer's stream. */
 export interface LineBuffer extends DestinationStream {
-  /** Format and write `line()` in the next check phase, before any line written after it (`line()` returns '' when it wrote the line itself). */
-  defer(line: () => string): void;
   flushSync(): void;
   flush(cb?: (error?: Error) => void): void;
 }

@@ -3,7 +3,7 @@ import { type Context, context, isSpanContextValid, trace } from '@opentelemetry
 import pino, { type Logger, type LoggerOptions } from 'pino';
 import { kitConfig, logLevels, readEnum, serviceIdentity } from '../config.ts';
 import { redactField, redactSecrets } from '../secrets.ts';
-import { type LineBuffer, lineBuffer } from './lineBuffer.ts';
+import { lineBuffer } from './lineBuffer.ts';
 import { getLogContext, type LogFields, logContextOf } from './logContext.ts';
 
 export type { Logger } from 'pino';
@@ -173,35 +173,6 @@ export function writeLine(
   traceFields?: TraceFields,
   ctx?: Context,
 ): void {
-  kitLine(log, level, fields, msg, traceFields, ctx, false);
-}
-
-/**
- * `writeLine` for an `info` or `debug` line the caller need not wait for: the level, time,
- * context and fields are read at the call, and on the kit's stdout (lineBuffer) the line
- * is built in the next check phase, before any line written after it. `fields` must not
- * be changed after the call. InstrumentedClient's "downstream request completed" is built
- * so once the caller has its response and has sent its next request.
- */
-export function writeLineLater(
-  log: Logger,
-  level: 'info' | 'debug',
-  fields: Record<string, unknown>,
-  msg: string,
-  traceFields?: TraceFields,
-): void {
-  kitLine(log, level, fields, msg, traceFields, undefined, true);
-}
-
-function kitLine(
-  log: Logger,
-  level: LineLevel,
-  fields: Record<string, unknown>,
-  msg: string,
-  traceFields: TraceFields | undefined,
-  ctx: Context | undefined,
-  later: boolean,
-): void {
   if (!lineLoggers.has(log)) {
     viaPino(log, level, withTraceFields(fields, traceFields), msg, ctx);
     return;
@@ -209,23 +180,15 @@ function kitLine(
   const internals = log as unknown as Record<symbol, unknown>;
   const num = log.levels.values[level] as number;
   if (num < log.levelVal) return;
-  const stream = internals[pino.symbols.streamSym] as pino.DestinationStream &
-    Partial<Pick<LineBuffer, 'defer'>> &
-    Record<symbol, unknown>;
+  const stream = internals[pino.symbols.streamSym] as pino.DestinationStream & Record<symbol, unknown>;
   // A multistream (the pino instrumentation sending log records) reads what pino sets, and
   // subscribers of pino's asJson channel expect its call.
   if (stream[pino.symbols.needsMetadataGsym] === true || pinoAsJson.hasSubscribers) {
     viaPino(log, level, withTraceFields(fields, traceFields), msg, ctx);
     return;
   }
-  // What the line says is read now; the JSON is built now or, for a line written later on
-  // the kit's lineBuffer, once the caller has moved on (lineBuffer's `defer`).
   const c = ctx ?? context.active();
   const head = `${(internals[pino.symbols.lsCacheSym] as Record<number, string>)[num]}${(internals[pino.symbols.timeSym] as () => string)()}${internals[pino.symbols.chindingsSym] as string}`;
-  if (later && stream.defer !== undefined) {
-    stream.defer(() => lineJson(log, level, head, fields, msg, traceFields, c));
-    return;
-  }
   const text = lineJson(log, level, head, fields, msg, traceFields, c);
   if (text !== '') stream.write(text);
 }
