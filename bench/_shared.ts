@@ -81,21 +81,42 @@ export function concurrenciesFromEnv(env: NodeJS.ProcessEnv = process.env): numb
   return values;
 }
 
+/** How long each run warms up before it is measured: `calls` calls (or requests), at most `ms`. */
+export interface Warmup {
+  calls: number;
+  ms: number;
+}
+
 /**
- * BENCH_WARMUP_SECONDS (default 5): how long each run warms up before it is measured. A
- * fresh Node process ramps up for about four seconds while V8 compiles its hot code: on the
- * project's machine, in 500 ms windows at concurrency 8, a bare undici client went from
- * 3 600 to about 20 000 calls/s over its first 4.5 s, InstrumentedClient under the kit from
- * 1 000 to about 10 600, the anchor's instrumented call from 1 700 to about 10 000. Measured
- * after a one-second warm-up, a run showed the compilers' pace more than each variant's
- * cost. Anything but a number of seconds stops the bench naming it.
+ * BENCH_WARMUP_CALLS (default 50 000) and BENCH_WARMUP_SECONDS (default 30): each run warms
+ * up for that many calls, or that many seconds if it gets there first, before it is
+ * measured. A fresh Node process speeds up while V8 compiles its hot code, and V8 compiles a
+ * function once it has run often enough: the ramp is a number of calls, not a time. On the
+ * project's machine InstrumentedClient under the kit at concurrency 1 went, in 2 s windows,
+ * from 1 500 to 4 400 calls/s over its first 12 s (V8 optimized 675 functions in the first
+ * 2 s, then 96, 199, 46, 18, 14 ... a window), about 40 000 calls; at concurrency 8, in
+ * 500 ms windows, from 1 000 to about 10 600 calls/s over its first 4.5 s. A warm-up of a
+ * fixed 5 s measured the kit at concurrency 1 on its ramp, at a third of bare undici's
+ * pace, while the calls of bare undici's process were compiled. Anything but a number
+ * stops the bench naming it.
  */
-export function warmupMsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.BENCH_WARMUP_SECONDS ?? '5';
-  const seconds = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(seconds) || seconds < 0)
-    throw new Error(`invalid BENCH_WARMUP_SECONDS=${JSON.stringify(raw)}: expected seconds, e.g. 5`);
-  return seconds * 1000;
+export function warmupFromEnv(env: NodeJS.ProcessEnv = process.env): Warmup {
+  const number = (name: string, fallback: string, example: string): number => {
+    const raw = env[name] ?? fallback;
+    const value = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(value) || value < 0)
+      throw new Error(`invalid ${name}=${JSON.stringify(raw)}: expected ${example}`);
+    return value;
+  };
+  return {
+    calls: Math.round(number('BENCH_WARMUP_CALLS', '50000', 'a number of calls, e.g. 50000')),
+    ms: number('BENCH_WARMUP_SECONDS', '30', 'seconds, e.g. 30') * 1000,
+  };
+}
+
+/** The warm-up, as the bench's header says it. */
+export function describeWarmup(w: Warmup): string {
+  return `a warm-up of ${w.calls} calls (at most ${w.ms / 1000} s)`;
 }
 
 /**

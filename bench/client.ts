@@ -12,7 +12,8 @@
 // run for a bounded time and count; rounds are interleaved and medians reported.
 // Rounds run the variants in alternating order; each run is measured after a warm-up.
 // Figures: requests/s, and client CPU (user+system) per request. Knobs: BENCH_RUNS (3),
-// BENCH_SECONDS per run (2), BENCH_WARMUP_SECONDS (5, see _shared.ts), BENCH_CONCURRENCY
+// BENCH_SECONDS per run (2), BENCH_WARMUP_CALLS (50 000) and BENCH_WARMUP_SECONDS (at most 30,
+// see _shared.ts), BENCH_CONCURRENCY
 // (1,8: 1 is a handler awaiting its downstream call; 8 saturates the client),
 // BENCH_VARIANTS (indices, e.g. 0,1,2),
 // BENCH_CPU_PROF (a folder: a --cpu-prof profile of every run, by variant).
@@ -20,7 +21,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { concurrenciesFromEnv, roundOrder, startSpanSink, telemetryEnv, warmupMsFromEnv } from './_shared.ts';
+import {
+  concurrenciesFromEnv,
+  describeWarmup,
+  roundOrder,
+  startSpanSink,
+  telemetryEnv,
+  type Warmup,
+  warmupFromEnv,
+} from './_shared.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const kitIndex = pathToFileURL(`${root}src/index.ts`).href;
@@ -58,7 +67,7 @@ async function phase(ms, max) {
   await Promise.all(Array.from({ length: concurrency }, worker));
   return count;
 }
-await phase(Number(process.env.BENCH_WARMUP_MS), 1e6);
+await phase(Number(process.env.BENCH_WARMUP_MS), Number(process.env.BENCH_WARMUP_CALLS));
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const requests = await phase(Number(process.env.BENCH_MS), Number(process.env.BENCH_MAX));
@@ -167,7 +176,7 @@ export default async function client(): Promise<void> {
   const rounds = Number(process.env.BENCH_RUNS ?? 3);
   const seconds = Number(process.env.BENCH_SECONDS ?? 2);
   const concurrencies = concurrenciesFromEnv();
-  const warmupMs = warmupMsFromEnv();
+  const warmup = warmupFromEnv();
   const only = process.env.BENCH_VARIANTS?.split(',').map(Number);
   const chosen = only === undefined ? variants : variants.filter((_, i) => only.includes(i));
   const sink = await startSpanSink();
@@ -180,7 +189,8 @@ export default async function client(): Promise<void> {
   }
   Object.assign(env, {
     BENCH_URL: server.url,
-    BENCH_WARMUP_MS: String(warmupMs),
+    BENCH_WARMUP_MS: String(warmup.ms),
+    BENCH_WARMUP_CALLS: String(warmup.calls),
     BENCH_MS: String(seconds * 1000),
     BENCH_MAX: '1000000',
     ...telemetryEnv('bench-client', sink.endpoint, 19465),
@@ -196,7 +206,7 @@ export default async function client(): Promise<void> {
             ?.push(await runOnce(v, { ...env, BENCH_CONCURRENCY: String(concurrency) }, devNull));
         }
       }
-      report(samples, { rounds, seconds, warmupMs, concurrency, exports: sink.requests() - exportsBefore });
+      report(samples, { rounds, seconds, warmup, concurrency, exports: sink.requests() - exportsBefore });
     }
   } finally {
     closeSync(devNull);
@@ -207,7 +217,7 @@ export default async function client(): Promise<void> {
 
 function report(
   samples: Map<string, Sample[]>,
-  run: { rounds: number; seconds: number; warmupMs: number; concurrency: number; exports: number },
+  run: { rounds: number; seconds: number; warmup: Warmup; concurrency: number; exports: number },
 ): void {
   const summary = new Map(
     [...samples].map(([name, s]) => [
@@ -217,7 +227,7 @@ function report(
   );
   const bare = summary.get(variants[0]?.name ?? '');
   console.log(
-    `client (${run.rounds} interleaved rounds of ${run.seconds} s after ${run.warmupMs / 1000} s of warm-up, concurrency ${run.concurrency}, medians, node ${process.version}; OTLP exports received: ${run.exports})`,
+    `client (${run.rounds} interleaved rounds of ${run.seconds} s after ${describeWarmup(run.warmup)}, concurrency ${run.concurrency}, medians, node ${process.version}; OTLP exports received: ${run.exports})`,
   );
   console.log(
     `${'variant'.padEnd(38)} ${'req/s'.padStart(8)} ${'CPU µs/req'.padStart(11)} ${'vs bare'.padStart(8)}`,

@@ -14,7 +14,8 @@
 // Figures per variant, medians of interleaved rounds: requests/s and the server's CPU
 // (user+system, from /proc) per request, and the system share of it, measured after a
 // warm-up (rounds run the variants in alternating order). Knobs: BENCH_RUNS (3),
-// BENCH_SECONDS (2), BENCH_WARMUP_SECONDS (5, see _shared.ts), BENCH_CONCURRENCY (1,8; 1
+// BENCH_SECONDS (2), BENCH_WARMUP_CALLS (50 000 requests) and BENCH_WARMUP_SECONDS (at most
+// 30, see _shared.ts), BENCH_CONCURRENCY (1,8; 1
 // gives the CPU per request of a lone caller), BENCH_APP (node | express | esm),
 // BENCH_VARIANTS (indices).
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -25,11 +26,13 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   concurrenciesFromEnv,
+  describeWarmup,
   portFromStderr,
   roundOrder,
   startSpanSink,
   telemetryEnv,
-  warmupMsFromEnv,
+  type Warmup,
+  warmupFromEnv,
 } from './_shared.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -82,14 +85,14 @@ import { writeSync } from 'node:fs';
 const url = process.env.BENCH_URL;
 const concurrency = Number(process.env.BENCH_CONCURRENCY);
 const dispatcher = new Agent({ connections: concurrency, pipelining: 1 });
-async function phase(ms) {
+async function phase(ms, max = Infinity) {
   let count = 0;
   const until = performance.now() + ms;
-  const worker = async () => { while (performance.now() < until) { const r = await request(url, { dispatcher }); await r.body.text(); count++; } };
+  const worker = async () => { while (count < max && performance.now() < until) { const r = await request(url, { dispatcher }); await r.body.text(); count++; } };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return count;
 }
-await phase(Number(process.env.BENCH_WARMUP_MS));
+await phase(Number(process.env.BENCH_WARMUP_MS), Number(process.env.BENCH_WARMUP_CALLS));
 writeSync(3, 'measure\\n');
 const t0 = performance.now();
 const requests = await phase(Number(process.env.BENCH_MS));
@@ -146,7 +149,7 @@ async function runOnce(
   env: NodeJS.ProcessEnv,
   concurrency: number,
   ms: number,
-  warmupMs: number,
+  warmup: Warmup,
 ): Promise<{ rps: number; cpuPerRequestUs: number; systemShare: number }> {
   const out = openSync(v.lines ?? join(dir, 'lines.log'), 'a');
   const server: ChildProcess = spawn(
@@ -168,7 +171,8 @@ async function runOnce(
         BENCH_URL: `http://127.0.0.1:${port}/items/42`,
         BENCH_CONCURRENCY: String(concurrency),
         BENCH_MS: String(ms),
-        BENCH_WARMUP_MS: String(warmupMs),
+        BENCH_WARMUP_MS: String(warmup.ms),
+        BENCH_WARMUP_CALLS: String(warmup.calls),
       },
       stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
     });
@@ -206,7 +210,7 @@ export default async function bench(): Promise<void> {
   const chosen = process.env.BENCH_VARIANTS?.split(',').map(Number);
   const list = chosen === undefined ? variants : variants.filter((_, i) => chosen.includes(i));
   const concurrencies = concurrenciesFromEnv();
-  const warmupMs = warmupMsFromEnv();
+  const warmup = warmupFromEnv();
 
   const sink = await startSpanSink();
   const dir = mkdtempSync(join(tmpdir(), 'osk-bench-server-'));
@@ -226,7 +230,7 @@ export default async function bench(): Promise<void> {
       );
       for (let round = 0; round < runs; round++) {
         for (const v of roundOrder(list, round)) {
-          const r = await runOnce(v, plain, dir, env, concurrency, ms, warmupMs);
+          const r = await runOnce(v, plain, dir, env, concurrency, ms, warmup);
           results.get(v.name)?.rps.push(r.rps);
           results.get(v.name)?.cpu.push(r.cpuPerRequestUs);
           results.get(v.name)?.system.push(r.systemShare);
@@ -236,7 +240,7 @@ export default async function bench(): Promise<void> {
       const anchorRps = median(results.get('anchor: server span only')?.rps ?? []);
       const anchorCpu = median(results.get('anchor: server span only')?.cpu ?? []);
       console.log(
-        `\nserver, ${appName} app, concurrency ${concurrency} (${runs} interleaved rounds of ${ms / 1000} s after ${warmupMs / 1000} s of warm-up, medians, node ${process.version})`,
+        `\nserver, ${appName} app, concurrency ${concurrency} (${runs} interleaved rounds of ${ms / 1000} s after ${describeWarmup(warmup)}, medians, node ${process.version})`,
       );
       for (const [name, r] of results) {
         const rps = median(r.rps);
