@@ -27,7 +27,6 @@ import {
   roundOrder,
   startSpanSink,
   telemetryEnv,
-  type Warmup,
   warmupFromEnv,
 } from './_shared.ts';
 
@@ -206,7 +205,13 @@ export default async function client(): Promise<void> {
             ?.push(await runOnce(v, { ...env, BENCH_CONCURRENCY: String(concurrency) }, devNull));
         }
       }
-      report(samples, { rounds, seconds, warmup, concurrency, exports: sink.requests() - exportsBefore });
+      report(samples, {
+        rounds,
+        seconds,
+        warmup: describeWarmup(warmup),
+        concurrency,
+        exports: sink.requests() - exportsBefore,
+      });
     }
   } finally {
     closeSync(devNull);
@@ -217,7 +222,7 @@ export default async function client(): Promise<void> {
 
 function report(
   samples: Map<string, Sample[]>,
-  run: { rounds: number; seconds: number; warmup: Warmup; concurrency: number; exports: number },
+  run: { rounds: number; seconds: number; warmup: string; concurrency: number; exports: number },
 ): void {
   const summary = new Map(
     [...samples].map(([name, s]) => [
@@ -227,7 +232,7 @@ function report(
   );
   const bare = summary.get(variants[0]?.name ?? '');
   console.log(
-    `client (${run.rounds} interleaved rounds of ${run.seconds} s after ${describeWarmup(run.warmup)}, concurrency ${run.concurrency}, medians, node ${process.version}; OTLP exports received: ${run.exports})`,
+    `client (${run.rounds} interleaved rounds of ${run.seconds} s after ${run.warmup}, concurrency ${run.concurrency}, medians, node ${process.version}; OTLP exports received: ${run.exports})`,
   );
   console.log(
     `${'variant'.padEnd(38)} ${'req/s'.padStart(8)} ${'CPU µs/req'.padStart(11)} ${'vs bare'.padStart(8)}`,
