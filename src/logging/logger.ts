@@ -187,28 +187,14 @@ export function writeLine(
     viaPino(log, level, withTraceFields(fields, traceFields), msg, ctx);
     return;
   }
-  const c = ctx ?? context.active();
-  const head = `${(internals[pino.symbols.lsCacheSym] as Record<number, string>)[num]}${(internals[pino.symbols.timeSym] as () => string)()}${internals[pino.symbols.chindingsSym] as string}`;
-  const text = lineJson(log, level, head, fields, msg, traceFields, c);
-  if (text !== '') stream.write(text);
-}
-
-/** The line after `head` (level, time, bindings) as writeLine writes it; '' when it went through pino instead. */
-function lineJson(
-  log: Logger,
-  level: LineLevel,
-  head: string,
-  fields: Record<string, unknown>,
-  msg: string,
-  traceFields: TraceFields | undefined,
-  c: Context,
-): string {
-  const internals = log as unknown as Record<symbol, unknown>;
-  const props = lineFieldsJson(fields, internals, traceFields, c);
-  if (props !== fallback)
-    return `${head}${props},"msg":${jsonString(msg)}${internals[pino.symbols.endSym] as string}`;
-  viaPino(log, level, withTraceFields(fields, traceFields), msg, c);
-  return '';
+  const props = lineFieldsJson(fields, internals, traceFields, ctx ?? context.active());
+  if (props === fallback) {
+    viaPino(log, level, withTraceFields(fields, traceFields), msg, ctx);
+    return;
+  }
+  stream.write(
+    `${(internals[pino.symbols.lsCacheSym] as Record<number, string>)[num]}${(internals[pino.symbols.timeSym] as () => string)()}${internals[pino.symbols.chindingsSym] as string}${props},"msg":${jsonString(msg)}${internals[pino.symbols.endSym] as string}`,
+  );
 }
 
 const fallback = Symbol('through pino');
